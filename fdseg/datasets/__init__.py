@@ -1,0 +1,4 @@
+from .few_shot_defect import FewShotDefectDataset, ProductSpec
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['FewShotDefectDataset', 'ProductSpec']

@@ -1,0 +1,3 @@
+from .visualization_hook import FewShotVisualizationHook
+
+__all__ = ['FewShotVisualizationHook']

@@ -1,0 +1,156 @@
+"""A training-free classical filter bank: the offline default backbone.
+
+No weights, nothing to download: colour, Laplacian-of-Gaussian, Gabor and
+local-contrast responses at a few scales, average-pooled to the output
+stride. It stands in for a learned extractor in the quick start and in
+tests; it is not a substitute for the paper's distilled students (it has no
+semantics, only local appearance).
+"""
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from fdseg.registry import MODELS
+
+# ImageNet statistics, to undo EpisodeDataPreprocessor's normalisation.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+def _gaussian(sigma: float) -> Tensor:
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    g = torch.exp(-x**2 / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _log_kernel(sigma: float) -> Tensor:
+    r = max(2, int(math.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    yy, xx = torch.meshgrid(x, x, indexing='ij')
+    rr = (xx**2 + yy**2) / (2 * sigma**2)
+    k = (rr - 1) * torch.exp(-rr)
+    return k - k.mean()  # zero DC: flat regions respond 0
+
+
+def _gabor(sigma: float, theta: float, lambd: float, phase: float) -> Tensor:
+    r = max(2, int(math.ceil(2.5 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    yy, xx = torch.meshgrid(x, x, indexing='ij')
+    xr = xx * math.cos(theta) + yy * math.sin(theta)
+    yr = -xx * math.sin(theta) + yy * math.cos(theta)
+    k = torch.exp(-(xr**2 + 0.5**2 * yr**2) / (2 * sigma**2)) * torch.cos(
+        2 * math.pi * xr / lambd + phase)
+    return k - k.mean()
+
+
+@MODELS.register_module()
+class FilterBank(BaseModule):
+    """Classical filter-bank features ``[B, C, H / stride, W / stride]``.
+
+    Channels (for the defaults, C = 3 + 3 + 3 + 8 + 3 = 20):
+
+    - colour: RGB smoothed at ``sigmas[-1]`` (3);
+    - colour detail: RGB minus its smoothed version (3);
+    - LoG magnitude of the luminance at each of ``sigmas`` (3);
+    - Gabor energy of the luminance, ``len(orientations)`` x ``wavelengths``
+      (8);
+    - local standard deviation of the luminance at each of ``sigmas`` (3).
+
+    Responses are average-pooled to ``stride`` and, with
+    ``normalize='instance'``, standardised per image and channel so that a
+    defect shows as a deviation from its own image's statistics (the
+    matcher's cosine similarity then compares *deviation patterns*).
+
+    Args:
+        stride (int): Output stride (4 gives 64x64 maps at 256x256, like the
+            paper's students).
+        sigmas (Sequence[float]): Scales of the LoG / contrast filters.
+        orientations (int): Gabor orientations.
+        wavelengths (Sequence[float]): Gabor wavelengths in pixels.
+        normalize (str): ``'instance'`` or ``'none'``.
+        input_normalized (bool): Inputs come ImageNet-normalised from the
+            data preprocessor (undone here to work in 0..1 intensities).
+    """
+
+    def __init__(self,
+                 stride: int = 4,
+                 sigmas: Sequence[float] = (1.0, 2.0, 4.0),
+                 orientations: int = 4,
+                 wavelengths: Sequence[float] = (4.0, 8.0),
+                 normalize: str = 'instance',
+                 input_normalized: bool = True,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        if normalize not in ('instance', 'none'):
+            raise ValueError(f'normalize must be "instance" or "none", got '
+                             f'{normalize!r}')
+        self.stride = stride
+        self.out_stride = stride
+        self.sigmas = tuple(sigmas)
+        self.normalize = normalize
+        self.input_normalized = input_normalized
+        self.register_buffer('mean', torch.tensor(_MEAN).view(1, 3, 1, 1),
+                             False)
+        self.register_buffer('std', torch.tensor(_STD).view(1, 3, 1, 1),
+                             False)
+        for i, s in enumerate(self.sigmas):
+            self.register_buffer(f'gauss{i}', _gaussian(s), False)
+            self.register_buffer(f'log{i}', _log_kernel(s)[None, None], False)
+        gabors = []
+        for lambd in wavelengths:
+            for o in range(orientations):
+                theta = math.pi * o / orientations
+                for phase in (0.0, math.pi / 2):  # quadrature pair
+                    gabors.append(_gabor(lambd / 2, theta, lambd, phase))
+        size = max(g.shape[-1] for g in gabors)
+        gabors = [F.pad(g, [(size - g.shape[-1]) // 2] * 4) for g in gabors]
+        self.register_buffer('gabor', torch.stack(gabors)[:, None], False)
+        self.num_gabor = len(gabors) // 2
+        self.out_channels = 6 + 2 * len(self.sigmas) + self.num_gabor
+
+    def _blur(self, x: Tensor, i: int) -> Tensor:
+        """Separable Gaussian blur of ``[B, c, H, W]`` at ``sigmas[i]``."""
+        g = getattr(self, f'gauss{i}')
+        c, r = x.shape[1], g.numel() // 2
+        x = F.pad(x, (r, r, 0, 0), mode='reflect')
+        x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        x = F.pad(x, (0, 0, r, r), mode='reflect')
+        return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+    @staticmethod
+    def _conv_same(x: Tensor, k: Tensor) -> Tensor:
+        r = k.shape[-1] // 2
+        return F.conv2d(F.pad(x, (r, r, r, r), mode='reflect'), k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` -> ``[B, C, H / stride, W / stride]``."""
+        if self.input_normalized:
+            x = x * self.std + self.mean
+        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        last = len(self.sigmas) - 1
+        colour = self._blur(x, last)
+        feats = [colour, x - colour]
+        for i in range(len(self.sigmas)):
+            feats.append(self._conv_same(gray, getattr(self, f'log{i}')).abs())
+        resp = self._conv_same(gray, self.gabor)
+        energy = resp.view(resp.shape[0], self.num_gabor, 2,
+                           *resp.shape[-2:]).pow(2).sum(2).sqrt()
+        feats.append(energy)
+        for i in range(len(self.sigmas)):
+            m = self._blur(gray, i)
+            var = (self._blur(gray * gray, i) - m * m).clamp_min(0)
+            feats.append(var.sqrt())
+        f = torch.cat(feats, 1)
+        # The detail channel is signed and averages out; pool its magnitude.
+        f = torch.cat([f[:, :3], f[:, 3:6].abs(), f[:, 6:]], 1)
+        f = F.avg_pool2d(f, self.stride, self.stride)
+        if self.normalize == 'instance':
+            mu = f.mean((2, 3), keepdim=True)
+            sd = f.std((2, 3), keepdim=True).clamp_min(1e-6)
+            f = (f - mu) / sd
+        return f

@@ -1,0 +1,3 @@
+from .base_refiner import BaseRefiner
+
+__all__ = ['BaseRefiner']

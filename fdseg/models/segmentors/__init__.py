@@ -1,0 +1,3 @@
+from .few_shot_segmentor import FewShotSegmentor
+
+__all__ = ['FewShotSegmentor']

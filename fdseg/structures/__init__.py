@@ -1,0 +1,3 @@
+from .episode_data_sample import EpisodeDataSample
+
+__all__ = ['EpisodeDataSample']

@@ -1,0 +1,3 @@
+from .local_visualizer import FewShotSegVisualizer, overlay_mask
+
+__all__ = ['FewShotSegVisualizer', 'overlay_mask']
