@@ -1,4 +1,5 @@
-from .few_shot_defect import FewShotDefectDataset, ProductSpec
+from .few_shot_defect import (FewShotDefectDataset, ProductSpec,
+                              SyntheticDefectDataset)
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['FewShotDefectDataset', 'ProductSpec']
+__all__ = ['FewShotDefectDataset', 'ProductSpec', 'SyntheticDefectDataset']

@@ -373,3 +373,36 @@ class FewShotDefectDataset(BaseDataset):
     def categories(self) -> List[str]:
         """``product/category`` keys of the selected categories."""
         return list(self.metainfo.get('categories', []))
+
+
+@DATASETS.register_module()
+class SyntheticDefectDataset(FewShotDefectDataset):
+    """:class:`FewShotDefectDataset` over the procedural synthetic benchmark.
+
+    The benchmark is generated into ``data_root`` on first use (offline,
+    deterministic from ``generator_seed``; see
+    :mod:`fdseg.datasets.synthetic`), so the quick start needs no download.
+
+    Args:
+        data_root (str): Where the benchmark is (or will be) written.
+        products (list, optional): Defaults to every synthetic product.
+        generator_seed (int): Seed of the generator (not of the episodes).
+        num_images (int): Images per category.
+        image_size (int): Generated image size.
+        **kwargs: :class:`FewShotDefectDataset` arguments.
+    """
+
+    def __init__(self,
+                 data_root: str,
+                 products: Optional[Sequence[Union[str, dict]]] = None,
+                 generator_seed: int = 0,
+                 num_images: int = 12,
+                 image_size: int = 256,
+                 **kwargs):
+        from .synthetic import SYNTHETIC_PRODUCTS, ensure_synthetic_benchmark
+        ensure_synthetic_benchmark(
+            data_root, seed=generator_seed, num_images=num_images,
+            image_size=image_size)
+        if products is None:
+            products = list(SYNTHETIC_PRODUCTS)
+        super().__init__(data_root=data_root, products=products, **kwargs)

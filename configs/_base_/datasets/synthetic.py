@@ -1,0 +1,42 @@
+# Procedural synthetic benchmark (fdseg.datasets.synthetic), generated into
+# data_root on first use: the offline quick-start data. 1-way 1-shot, GFDS
+# protocol (every image is the query once), 256x256.
+dataset_type = 'SyntheticDefectDataset'
+data_root = 'data/synthetic'
+img_scale = (256, 256)
+shot = 1
+way = 1
+
+test_pipeline = [
+    dict(type='LoadEpisode'),
+    dict(type='ResizeEpisode', scale=img_scale),
+    dict(type='BinarizeEpisodeMasks'),
+    dict(type='PackEpisodeInputs'),
+]
+train_pipeline = [
+    dict(type='LoadEpisode'),
+    dict(type='ResizeEpisode', scale=img_scale),
+    dict(type='BinarizeEpisodeMasks'),
+    dict(type='RandomFlipEpisode', prob=0.5),
+    dict(type='RandomRotate90Episode', prob=0.5),
+    dict(type='PackEpisodeInputs'),
+]
+
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        generator_seed=0,
+        num_images=12,
+        shot=shot,
+        way=way,
+        seed=0,
+        pipeline=test_pipeline))
+val_dataloader = test_dataloader
+test_evaluator = dict(type='FewShotIoUMetric')
+val_evaluator = test_evaluator
