@@ -70,6 +70,7 @@ class EpisodeDataPreprocessor(BaseDataPreprocessor):
             for s in samples:
                 # uint8 supports come from the pipeline; float ones were
                 # normalised already (e.g. a second pass over the batch).
-                if not s.support_imgs.is_floating_point():
+                if 'support_imgs' in s and \
+                        not s.support_imgs.is_floating_point():
                     s.support_imgs = self.normalize(s.support_imgs)
         return dict(inputs=inputs, data_samples=samples)

@@ -1,0 +1,3 @@
+from .masked_average_head import MaskedAverageHead
+
+__all__ = ['MaskedAverageHead']
