@@ -1,0 +1,4 @@
+"""Evaluation metrics of fdseg."""
+from .few_shot_iou_metric import FewShotIoUMetric
+
+__all__ = ['FewShotIoUMetric']
