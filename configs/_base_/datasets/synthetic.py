@@ -37,6 +37,4 @@ test_dataloader = dict(
         way=way,
         seed=0,
         pipeline=test_pipeline))
-val_dataloader = test_dataloader
 test_evaluator = dict(type='FewShotIoUMetric')
-val_evaluator = test_evaluator
