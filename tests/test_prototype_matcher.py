@@ -210,3 +210,20 @@ class TestDownsampleMask:
             downsample_mask(torch.zeros(1, 4, 4), (2, 2), 'area')
         with pytest.raises(ValueError, match=r'\[N, H, W\]'):
             downsample_mask(torch.zeros(4, 4), (2, 2))
+
+
+def test_baseline_heads():
+    from fdseg.models.heads import AllBackgroundHead, PasteSupportMaskHead
+    masks = torch.zeros(2, 16, 16, dtype=torch.long)
+    masks[0, 1:4, 1:4] = 1
+    masks[1, 10:12, 5:9] = 1
+    feats = torch.randn(2, 3, 4, 4)
+    metas = [dict(img_shape=(16, 16))]
+    head = PasteSupportMaskHead()
+    pred = head.predict(feats[:1], [head.encode_support(feats, masks)],
+                        metas).argmax(1)
+    assert torch.equal(pred[0], masks.amax(0))
+    head = AllBackgroundHead()
+    pred = head.predict(feats[:1], [head.encode_support(feats, masks)],
+                        metas).argmax(1)
+    assert pred.sum() == 0 and pred.shape == (1, 16, 16)
