@@ -1,0 +1,358 @@
+"""Tests of fdseg.engine and tools/train.py / tools/test.py.
+
+The tools run as subprocesses (as users run them, from a directory outside
+the repo) on a toy regressor from ``tests/toy_modules.py``:
+
+* resume is exact: 6 iterations straight == 3 + ``--resume`` + 3, which also
+  shows that fdseg's training checkpoints (message hub with
+  ``HistoryBuffer``) load although torch defaults to ``weights_only=True``;
+* third-party weights stay on the weights-only path;
+* 2-process CPU DDP (gloo) through ``torch.distributed.run`` ends with
+  identical weights on both ranks and exit status 0.
+"""
+import importlib.util
+import os
+import os.path as osp
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from fdseg.engine import (TRUSTED_PREFIX, load_trusted_checkpoint,
+                          resolve_dist_backend, trusted_checkpoint_loading)
+from fdseg.registry import HOOKS, MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(REPO, 'tools')
+BASE = osp.join(REPO, 'configs', '_base_')
+
+TOY_CFG = """
+_base_ = [
+    r'{base}/default_runtime.py',
+    r'{base}/schedules/schedule_160k_adam.py',
+]
+custom_imports = dict(imports=['tests.toy_modules'],
+                      allow_failed_imports=False)
+randomness = dict(seed=0)
+model = dict(type='ToyRegressor', in_dim=8)
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ToyRegressionDataset', num_samples=64))
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ToyRegressionDataset', num_samples=16, seed=1))
+test_evaluator = [dict(type='ToyMSEMetric')]
+val_cfg = None
+optim_wrapper = dict(optimizer=dict(lr=1e-2))
+train_cfg = dict(max_iters={max_iters}, val_interval=1000000)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3))
+custom_hooks = [dict(type='ToyDumpStateHook')]
+"""
+
+
+def write_toy_cfg(path, max_iters=6):
+    """Write the toy config (inherits the real _base_ runtime/schedule)."""
+    with open(path, 'w') as f:
+        f.write(TOY_CFG.format(base=BASE, max_iters=max_iters))
+    return str(path)
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)  # the tools must find fdseg on their own
+    env.update(OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+              'MASTER_PORT'):
+        env.pop(k, None)
+    return env
+
+
+def _start(args, cwd):
+    # New session: a timeout can kill the whole tree (torchrun + workers).
+    return subprocess.Popen(
+        [sys.executable] + args,
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True)
+
+
+def _finish(proc, timeout):
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f'timed out after {timeout}s:\n{out[-4000:]}')
+    return proc.returncode, out
+
+
+def _run(args, cwd, timeout=120):
+    code, out = _finish(_start(args, cwd), timeout)
+    assert code == 0, f'exit status {code}:\n{out[-6000:]}'
+    return out
+
+
+def _weights(ckpt):
+    return load_trusted_checkpoint(str(ckpt), map_location='cpu')
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Run A: 6 iters straight. Run B: 3 iters, then --resume to 6."""
+    root = tmp_path_factory.mktemp('engine')
+    cfg6 = write_toy_cfg(root / 'toy_6.py', max_iters=6)
+    cfg3 = write_toy_cfg(root / 'toy_3.py', max_iters=3)
+    wd_a, wd_b = str(root / 'straight'), str(root / 'resumed')
+    train = osp.join(TOOLS, 'train.py')
+    # The two independent runs in parallel (2 cores).
+    pa = _start([train, cfg6, '--work-dir', wd_a], cwd=str(root))
+    pb = _start([train, cfg3, '--work-dir', wd_b], cwd=str(root))
+    for p in (pa, pb):
+        code, out = _finish(p, 120)
+        assert code == 0, f'exit status {code}:\n{out[-6000:]}'
+    out = _run([train, cfg6, '--work-dir', wd_b, '--resume'], cwd=str(root))
+    return dict(
+        root=root, cfg=cfg6, straight=wd_a, resumed=wd_b, resume_log=out)
+
+
+def test_resume_is_exact(trained):
+    wd_a, wd_b = trained['straight'], trained['resumed']
+    assert 'resumed epoch: 0, iter: 3' in trained['resume_log']
+    a3, a6 = _weights(osp.join(wd_a, 'iter_3.pth')), _weights(
+        osp.join(wd_a, 'iter_6.pth'))
+    b3, b6 = _weights(osp.join(wd_b, 'iter_3.pth')), _weights(
+        osp.join(wd_b, 'iter_6.pth'))
+    _assert_same_state(a3['state_dict'], b3['state_dict'])
+    _assert_same_state(a6['state_dict'], b6['state_dict'])
+    # The optimiser (Adam moments, step) resumed too.
+    sa, sb = a6['optimizer']['state'], b6['optimizer']['state']
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        for name in sa[k]:
+            assert torch.equal(sa[k][name], sb[k][name]), (k, name)
+    assert b6['meta']['iter'] == 6
+    # Training did something between the two checkpoints.
+    assert not torch.equal(a3['state_dict']['linear.weight'],
+                           a6['state_dict']['linear.weight'])
+    # The hook's end-of-run dump equals the last checkpoint.
+    _assert_same_state(
+        torch.load(osp.join(wd_b, 'rank0.pt'), weights_only=True),
+        b6['state_dict'])
+
+
+def test_training_checkpoint_needs_trusted_loader(trained):
+    ckpt = osp.join(trained['resumed'], 'iter_6.pth')
+    # The issue fixed here: mmengine's default local loader is weights-only.
+    with pytest.raises(pickle.UnpicklingError):
+        _load_checkpoint(ckpt, map_location='cpu')
+    local_loader = CheckpointLoader._schemes['']
+    with trusted_checkpoint_loading():
+        assert 'message_hub' in _load_checkpoint(ckpt, map_location='cpu')
+    assert CheckpointLoader._schemes[''] is local_loader  # restored
+    with pytest.raises(pickle.UnpicklingError):
+        _load_checkpoint(ckpt, map_location='cpu')
+    # Explicit opt-in prefix, usable anywhere mmengine resolves schemes.
+    ckpt_prefixed = TRUSTED_PREFIX + ckpt
+    assert 'message_hub' in _load_checkpoint(ckpt_prefixed)
+    assert 'message_hub' in load_trusted_checkpoint(ckpt_prefixed)
+    hub = load_trusted_checkpoint(ckpt)['message_hub']
+    assert any(
+        isinstance(v, HistoryBuffer) for v in hub['log_scalars'].values())
+
+
+def test_third_party_checkpoint_refused(tmp_path):
+    from tests.toy_modules import ToyPayload, ToyRegressor
+    state = ToyRegressor().state_dict()
+    evil = str(tmp_path / 'third_party.pth')
+    torch.save(dict(state_dict=state, meta=ToyPayload()), evil)
+    plain = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=state), plain)
+
+    # mmengine's loader (init_cfg=Pretrained) keeps weights_only=True ...
+    with pytest.raises(pickle.UnpicklingError):
+        _load_checkpoint(evil, map_location='cpu')
+    model = MODELS.build(
+        dict(
+            type='ToyRegressor',
+            init_cfg=dict(type='Pretrained', checkpoint=evil)))
+    with pytest.raises(pickle.UnpicklingError):
+        model.init_weights()
+    # ... while a plain state dict still loads through it.
+    model = MODELS.build(
+        dict(
+            type='ToyRegressor',
+            init_cfg=dict(type='Pretrained', checkpoint=plain)))
+    model.init_weights()
+    assert torch.equal(model.linear.weight, state['linear.weight'])
+
+    # fdseg's resolver for third-party weights, where it exists.
+    try:
+        from fdseg.utils.checkpoints import load_third_party_state_dict
+    except ImportError:
+        load_third_party_state_dict = None
+    if load_third_party_state_dict is not None:
+        with pytest.raises(pickle.UnpicklingError):
+            load_third_party_state_dict(evil)
+
+
+def test_test_tool_with_checkpoint(trained, tmp_path):
+    out_dir = str(tmp_path / 'out')
+    ckpt = osp.join(trained['resumed'], 'iter_6.pth')
+    log = _run([
+        osp.join(TOOLS, 'test.py'), trained['cfg'], ckpt, '--work-dir',
+        str(tmp_path / 'wd'), '--out', out_dir
+    ],
+               cwd=str(tmp_path))
+    assert 'Load checkpoint from' in log
+    assert osp.isfile(osp.join(out_dir, 'metrics.json'))
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'fdseg_tool_{name}', osp.join(TOOLS, f'{name}.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tool_argument_handling(tmp_path):
+    cfg = write_toy_cfg(tmp_path / 'toy.py')
+    train = _load_tool('train')
+    c = train.build_cfg(train.parse_args([cfg]))
+    assert c.work_dir == osp.join('./work_dirs', 'toy')
+    assert c.resume is False and c.load_from is None
+    c = train.build_cfg(train.parse_args([cfg, '--resume']))
+    assert c.resume is True and c.load_from is None
+    c = train.build_cfg(train.parse_args([cfg, '--resume', 'x.pth']))
+    assert c.resume is True and c.load_from == 'x.pth'
+    c = train.build_cfg(
+        train.parse_args([
+            cfg, '--amp', '--work-dir', 'w', '--cfg-options',
+            'train_cfg.max_iters=2'
+        ]))
+    assert c.work_dir == 'w' and c.train_cfg.max_iters == 2
+    expected = 'AmpOptimWrapper' if torch.cuda.is_available() \
+        else 'OptimWrapper'
+    assert c.optim_wrapper.type == expected
+
+    test = _load_tool('test')
+    c = test.build_cfg(test.parse_args([cfg]))  # training-free: no ckpt
+    assert c.load_from is None
+    assert c.default_hooks.visualization.draw is False
+    c = test.build_cfg(
+        test.parse_args([
+            cfg, 'a.pth', '--out', 'o', '--show-dir', 'vis', '--cfg-options',
+            'test_evaluator.0.prefix=x'
+        ]))
+    assert c.load_from == 'a.pth'
+    assert c.test_evaluator[0].output_dir == 'o'
+    vis = c.default_hooks.visualization
+    assert vis.type == 'FewShotVisualizationHook'
+    assert vis.draw is True and vis.show_dir == 'vis'
+    # One evaluator dict, and an Evaluator holding metrics.
+    ev = dict(type='ToyMSEMetric')
+    test._set_output_dir(ev, 'o')
+    assert ev['output_dir'] == 'o'
+    ev = dict(type='Evaluator', metrics=[dict(type='A'), dict(type='B')])
+    test._set_output_dir(ev, 'o')
+    assert [m['output_dir'] for m in ev['metrics']] == ['o', 'o']
+
+
+def test_base_configs():
+    rt = Config.fromfile(osp.join(BASE, 'default_runtime.py'))
+    assert rt.default_scope == 'fdseg'
+    assert rt.runner_type == 'FDSegRunner'
+    assert rt.env_cfg.dist_cfg.backend == 'auto'
+    assert rt.env_cfg.cudnn_benchmark is False
+    assert rt.log_processor.by_epoch is False
+    assert rt.visualizer.type == 'FewShotSegVisualizer'
+    assert rt.load_from is None and rt.resume is False
+
+    sch = Config.fromfile(osp.join(BASE, 'schedules', 'schedule_160k_adam.py'))
+    assert sch.optim_wrapper.optimizer == dict(
+        type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-5)
+    assert sch.train_cfg.type == 'IterBasedTrainLoop'
+    assert sch.train_cfg.max_iters == 160000
+    assert sch.default_hooks.checkpoint.interval == 10000
+    assert sch.default_hooks.checkpoint.max_keep_ckpts == 3
+    assert sch.default_hooks.logger.interval == 50
+    test_only = Config.fromfile(
+        osp.join(BASE, 'schedules', 'schedule_test_only.py'))
+    assert test_only.test_cfg.type == 'TestLoop'
+    assert 'train_cfg' not in test_only
+    for cfg in (sch, test_only):
+        assert {
+            'timer', 'logger', 'param_scheduler', 'checkpoint', 'sampler_seed',
+            'visualization'
+        } <= set(cfg.default_hooks)
+        for hook in cfg.default_hooks.values():
+            assert HOOKS.get(hook['type']) is not None, hook['type']
+
+
+def test_resolve_dist_backend():
+    cuda = torch.cuda.is_available()
+    assert resolve_dist_backend('auto') == ('nccl' if cuda else 'gloo')
+    assert resolve_dist_backend(None) == ('nccl' if cuda else 'gloo')
+    assert resolve_dist_backend('gloo') == 'gloo'
+    assert resolve_dist_backend('nccl') == ('nccl' if cuda else 'gloo')
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason='exercises the CPU (gloo) DDP path')
+def test_cpu_ddp_two_processes(tmp_path):
+    cfg = write_toy_cfg(tmp_path / 'toy_ddp.py', max_iters=4)
+    wd = str(tmp_path / 'wd')
+    for attempt in range(2):  # a raced free port gets one retry
+        proc = _start([
+            '-m', 'torch.distributed.run', '--nnodes=1', '--nproc_per_node=2',
+            '--master_addr=127.0.0.1', f'--master_port={_free_port()}',
+            osp.join(TOOLS, 'train.py'), cfg, '--launcher', 'pytorch',
+            '--work-dir', wd
+        ],
+                      cwd=str(tmp_path))
+        code, out = _finish(proc, 150)
+        if code == 0 or 'address already in use' not in out.lower():
+            break
+    # torchrun exits 0 only if both workers did.
+    assert code == 0, f'exit status {code}:\n{out[-6000:]}'
+    r0 = torch.load(osp.join(wd, 'rank0.pt'), weights_only=True)
+    r1 = torch.load(osp.join(wd, 'rank1.pt'), weights_only=True)
+    init = torch.load(osp.join(wd, 'rank0_init.pt'), weights_only=True)
+    _assert_same_state(
+        init, torch.load(osp.join(wd, 'rank1_init.pt'), weights_only=True))
+    _assert_same_state(r0, r1)
+    assert not torch.equal(r0['linear.weight'], init['linear.weight'])
+    # Only rank 0 writes checkpoints; they hold the synchronised weights.
+    ckpt = _weights(osp.join(wd, 'iter_4.pth'))
+    _assert_same_state(ckpt['state_dict'], r0)
