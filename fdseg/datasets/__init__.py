@@ -1,5 +1,9 @@
 from .few_shot_defect import (FewShotDefectDataset, ProductSpec,
                               SyntheticDefectDataset)
+from .image_folder import ImageFolderDataset
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['FewShotDefectDataset', 'ProductSpec', 'SyntheticDefectDataset']
+__all__ = [
+    'FewShotDefectDataset', 'ProductSpec', 'SyntheticDefectDataset',
+    'ImageFolderDataset'
+]

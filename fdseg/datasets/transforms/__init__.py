@@ -1,3 +1,6 @@
+from .distill_transforms import (DistillRandomFlip, DistillRandomGrayscale,
+                                 LoadDistillImage, PackDistillInputs,
+                                 RandomScaleAspectCrop, ResizeDistill)
 from .episode_transforms import (BinarizeEpisodeMasks, LoadEpisode,
                                  PackEpisodeInputs, RandomFlipEpisode,
                                  RandomRotate90Episode, ResizeEpisode,
@@ -6,5 +9,7 @@ from .episode_transforms import (BinarizeEpisodeMasks, LoadEpisode,
 __all__ = [
     'LoadEpisode', 'ResizeEpisode', 'BinarizeEpisodeMasks',
     'RandomFlipEpisode', 'RandomRotate90Episode', 'PackEpisodeInputs',
-    'episode_pipeline', 'read_image', 'read_mask'
+    'episode_pipeline', 'read_image', 'read_mask', 'LoadDistillImage',
+    'DistillRandomGrayscale', 'DistillRandomFlip', 'RandomScaleAspectCrop',
+    'ResizeDistill', 'PackDistillInputs'
 ]
