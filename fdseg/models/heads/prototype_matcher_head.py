@@ -219,11 +219,14 @@ class PrototypeMatcherHead(BaseFewShotHead):
         else:
             sim = 1.0 / (torch.cdist(q[None], protos[None])[0] + 1e-8)
         n = max(int(state['num_ways']), self.num_ways)
-        out = sim.new_full((h * w, n + 1), self.empty_score)
-        out.scatter_reduce_(
-            1, groups[None].expand(h * w, -1), sim, reduce='amax',
-            include_self=True)
-        return out.t().reshape(n + 1, h, w)
+        # Prototypes are stored grouped (bg, way 1, ..., way N), so each
+        # group's maximum is a max over one contiguous slice of columns.
+        counts = torch.bincount(groups, minlength=n + 1).tolist()
+        out = sim.new_full((n + 1, h * w), self.empty_score)
+        for g, part in enumerate(torch.split(sim, counts[:n + 1], dim=1)):
+            if part.shape[1]:
+                out[g] = part.amax(1)
+        return out.reshape(n + 1, h, w)
 
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:
         if isinstance(query_feats, (list, tuple)):

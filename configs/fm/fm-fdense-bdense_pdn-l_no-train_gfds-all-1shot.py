@@ -1,0 +1,3 @@
+# Paper Table 6 (w/o FastSAM): FM-l with f_dense, b_dense prototypes.
+_base_ = ['./fm_pdn-l_no-train_gfds-all-1shot.py']
+model = dict(head=dict(fg_strategy='dense', bg_strategy='dense'))
