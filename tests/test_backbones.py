@@ -1,5 +1,6 @@
 """Backbones vs independent references (random weights, tiny inputs)."""
 import math
+import os.path as osp
 import warnings
 
 import pytest
@@ -237,3 +238,29 @@ def test_resnet_pretrained_and_frozen_bn(ckpt_dir):
         r = ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))
         r = ref.layer3(ref.layer2(ref.layer1(r)))
         assert torch.allclose(model(x), r, atol=1e-6)
+
+
+def test_distilled_student_export_roundtrip(tmp_path):
+    """A FeatureDistiller-style checkpoint exports to official PDN keys."""
+    import subprocess
+    import sys
+    from collections import OrderedDict
+
+    from fdseg.models.backbones import PDNStudent
+    src = PDNStudent(size='small')
+    state = OrderedDict(('student.pdn.' + k, v)
+                        for k, v in src.pdn.state_dict().items())
+    state['teacher.w'] = torch.zeros(1)
+    ckpt = dict(state_dict=state, message_hub=dict(x=object.__class__))
+    torch.save(ckpt, tmp_path / 'iter_1.pth')
+    tool = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
+                    'model_converters', 'distilled_student_to_pdn.py')
+    subprocess.run([sys.executable, tool, str(tmp_path / 'iter_1.pth'),
+                    str(tmp_path / 'out.pth')], check=True)
+    out = torch.load(tmp_path / 'out.pth', weights_only=True)
+    assert sorted(out) == sorted(src.pdn.state_dict())
+    dst = PDNStudent(size='small', init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'out.pth')))
+    dst.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.equal(dst(x), src(x))
