@@ -38,8 +38,9 @@ import fdseg.datasets.image_folder  # noqa: F401 (registers the dataset)
 import fdseg.datasets.transforms.distill_transforms  # noqa: F401
 from fdseg.datasets.image_folder import ImageFolderDataset, list_images
 from fdseg.engine import load_trusted_checkpoint
-from fdseg.models.segmentors.feature_distiller import (
-    IMAGENET_MEAN, IMAGENET_STD, TeacherFeatureStatsHook)
+from fdseg.engine.hooks import TeacherFeatureStatsHook
+from fdseg.models.data_preprocessors.episode_data_preprocessor import (
+    IMAGENET_MEAN, IMAGENET_STD)
 from fdseg.registry import DATASETS, MODELS, TRANSFORMS
 from fdseg.utils.checkpoints import CHECKPOINTS
 

@@ -1,3 +1,4 @@
+from .teacher_stats_hook import TeacherFeatureStatsHook
 from .visualization_hook import FewShotVisualizationHook
 
-__all__ = ['FewShotVisualizationHook']
+__all__ = ['FewShotVisualizationHook', 'TeacherFeatureStatsHook']

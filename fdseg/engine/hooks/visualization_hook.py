@@ -42,7 +42,7 @@ class FewShotVisualizationHook(Hook):
     def _draw(self, runner, outputs: Sequence, mode: str) -> None:
         if not self.draw:
             return
-        from fdseg.datasets.transforms import read_image, read_mask
+        from fdseg.datasets.transforms import read_image
         vis = Visualizer.get_current_instance()
         for sample in outputs:
             self._count += 1
@@ -52,8 +52,7 @@ class FewShotVisualizationHook(Hook):
             h, w = meta['img_shape'][:2]
             query = cv2.resize(read_image(meta['img_path']), (w, h))
             supports, masks = [], []
-            for p, mp in zip(meta.get('support_paths', []),
-                             meta.get('support_mask_paths', [])):
+            for p in meta.get('support_paths', []):
                 supports.append(cv2.resize(read_image(p), (w, h)))
             if 'support_masks' in sample:
                 masks = [m.cpu().numpy().astype(np.uint8)

@@ -1,3 +1,4 @@
+from .feature_distiller import FeatureDistiller
 from .few_shot_segmentor import FewShotSegmentor
 
-__all__ = ['FewShotSegmentor']
+__all__ = ['FewShotSegmentor', 'FeatureDistiller']
