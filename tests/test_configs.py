@@ -42,7 +42,9 @@ def rel(p):
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=rel)
-def test_config_parses(path):
+def test_config_parses(path, monkeypatch):
+    if 'projects' in path:  # its custom_imports live in the project folder
+        monkeypatch.syspath_prepend(osp.dirname(osp.dirname(path)))
     cfg = Config.fromfile(path)
     assert cfg.get('default_scope') == 'fdseg'
     assert 'model' in cfg

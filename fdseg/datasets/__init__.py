@@ -1,9 +1,10 @@
 from .few_shot_defect import (FewShotDefectDataset, ProductSpec,
                               SyntheticDefectDataset)
+from .gfds_products import GFDSDataset
 from .image_folder import ImageFolderDataset
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'FewShotDefectDataset', 'ProductSpec', 'SyntheticDefectDataset',
-    'ImageFolderDataset'
+    'ImageFolderDataset', 'GFDSDataset'
 ]

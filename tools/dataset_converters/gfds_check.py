@@ -1,0 +1,68 @@
+"""Check a prepared GFDS data root against Table 1.
+
+::
+
+    python tools/dataset_converters/gfds_check.py data/gfds
+    python tools/dataset_converters/gfds_check.py data/gfds \
+        --products Tile DAGM
+    python tools/dataset_converters/gfds_check.py ../shared/data \
+        --benchmark real_defects
+
+Prints per product and category the images found and the Table-1 count and
+lists every difference (naming product and category); ``--strict`` exits
+with status 1 if there is one.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+from fdseg.datasets.gfds_products import (BENCHMARKS, PRODUCTS,  # noqa: E402
+                                          benchmark_categories, check_counts,
+                                          resolve_product)
+
+
+def _found(root, key, unit):
+    from fdseg.datasets.gfds_products import count_images
+    e = PRODUCTS[key]
+    if e['parts']:
+        return count_images(osp.join(root, unit, 'images',
+                                      e['categories'][0]))
+    return count_images(osp.join(root, e['folder'], 'images', unit))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('data_root')
+    parser.add_argument('--products', nargs='+', default=None)
+    parser.add_argument('--benchmark', default='gfds',
+                        choices=sorted(BENCHMARKS))
+    parser.add_argument('--strict', action='store_true')
+    args = parser.parse_args(argv)
+    keys = [resolve_product(p) for p in args.products] if args.products \
+        else list(BENCHMARKS[args.benchmark])
+    print(f'{"product":<14} {"category":<22} {"found":>6} {"expected":>9}')
+    for key in keys:
+        e = PRODUCTS[key]
+        total = 0
+        for unit in benchmark_categories(key):
+            n = _found(args.data_root, key, unit)
+            total += n
+            exp = e['counts'].get(unit)
+            print(f'{key:<14} {unit:<22} {n:>6} '
+                  f'{"-" if exp is None else exp:>9}')
+        print(f'{key:<14} {"(total)":<22} {total:>6} '
+              f'{"-" if e["total"] is None else e["total"]:>9}')
+    issues = check_counts(args.data_root, keys, warn=False)
+    for i in issues:
+        print('DIFFERENCE:', i['message'])
+    if not issues:
+        print('all counts match Table 1')
+    if args.strict and issues:
+        sys.exit(1)
+    return issues
+
+
+if __name__ == '__main__':
+    main()
