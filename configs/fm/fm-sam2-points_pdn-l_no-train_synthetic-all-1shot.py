@@ -1,0 +1,15 @@
+# Table 8 "points": every R0 pixel is a one-point SAM2.1-s prompt.
+#
+#   python tools/test.py configs/fm/fm-sam2-points_pdn-l_no-train_synthetic-all-1shot.py
+#
+# Random weights, quick smoke run (SAM2.1-t at 256, 4 queries):
+#   --cfg-options model.backbone.init_cfg=None model.refiner.checkpoint=None \
+#       model.refiner.model=t model.refiner.image_size=256 \
+#       test_dataloader.dataset.indices=4
+_base_ = [
+    '../_base_/models/fm_sam2-prompt.py',
+    '../_base_/datasets/synthetic.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_test_only.py',
+]
+model = dict(refiner=dict(prompt_mode='points', point_stride=1))
