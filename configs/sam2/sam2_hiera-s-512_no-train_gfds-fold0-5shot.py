@@ -1,0 +1,18 @@
+# Table 4 "SAM2-s(512)", 5-shot, GFDS cross-domain fold0 (Table 2):
+# SAM2.1 video-track mode (training-free, so the test fold is all it uses).
+#
+#   python tools/test.py \
+#       configs/sam2/sam2_hiera-s-512_no-train_gfds-fold0-5shot.py
+#
+# Random weights: --cfg-options model.checkpoint=None
+_base_ = [
+    '../_base_/models/sam2_video.py',
+    '../_base_/datasets/gfds_fold0.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_test_only.py',
+]
+model = dict(
+    model_cfg='small', checkpoint='sam2.1_hiera_small', image_size=512)
+test_evaluator = dict(method_name='SAM2-s(512) 5-shot')
+
+test_dataloader = dict(dataset=dict(shot=5))
