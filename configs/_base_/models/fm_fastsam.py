@@ -7,20 +7,9 @@
 # model_large.pth (GFDS release) and FastSAM-x.pt into
 # $FDSEG_CHECKPOINT_DIR or ~/.cache/fdseg/checkpoints. Random weights (smoke
 # runs): --cfg-options model.backbone.init_cfg=None model.refiner.checkpoint=None
+_base_ = ['./fm_matcher.py']
+
 model = dict(
-    type='FewShotSegmentor',
-    data_preprocessor=dict(type='EpisodeDataPreprocessor'),
-    backbone=dict(
-        type='PDNStudent',
-        size='large',
-        out_channels=384,
-        init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_large')),
-    head=dict(
-        type='PrototypeMatcherHead',
-        fg_strategy='patch',
-        bg_strategy='dense',
-        patch_mode='sequence',
-        distance='cosine'),
     refiner=dict(
         type='FastSAMRefiner',
         model='x',  # 's' for FastSAM-s
@@ -42,5 +31,4 @@ model = dict(
             kernel_size=21,
             max_area_ratio=0.4,
             large_overlap=0.6,
-            connectivity=4)),
-    freeze_backbone=True)
+            connectivity=4)))

@@ -5,20 +5,9 @@
 # Weights: model_large.pth and sam2.1_hiera_small.pt through the offline
 # resolver. Random weights (smoke runs):
 #   --cfg-options model.backbone.init_cfg=None model.refiner.checkpoint=None
+_base_ = ['./fm_matcher.py']
+
 model = dict(
-    type='FewShotSegmentor',
-    data_preprocessor=dict(type='EpisodeDataPreprocessor'),
-    backbone=dict(
-        type='PDNStudent',
-        size='large',
-        out_channels=384,
-        init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_large')),
-    head=dict(
-        type='PrototypeMatcherHead',
-        fg_strategy='patch',
-        bg_strategy='dense',
-        patch_mode='sequence',
-        distance='cosine'),
     refiner=dict(
         type='SAM2PromptRefiner',
         model='s',  # SAM2.1 t | s | b+ | l
@@ -29,5 +18,4 @@ model = dict(
         point_stride=1,
         prompts_per_batch=64,
         multimask_output='auto',
-        fusion=dict(variant='official')),
-    freeze_backbone=True)
+        fusion=dict(variant='official')))

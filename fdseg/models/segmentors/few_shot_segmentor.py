@@ -1,6 +1,5 @@
 """Backbone + few-shot head (+ optional refiner) segmentor."""
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -8,10 +7,11 @@ from mmengine.structures import PixelData
 from torch import Tensor
 
 from fdseg.registry import MODELS
+from .support_cache import SupportCacheMixin
 
 
 @MODELS.register_module()
-class FewShotSegmentor(BaseModel):
+class FewShotSegmentor(SupportCacheMixin, BaseModel):
     """Few-shot segmentor: the composition used by most fdseg methods.
 
     Call flow::
@@ -57,9 +57,7 @@ class FewShotSegmentor(BaseModel):
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             self.backbone.requires_grad_(False)
-        self.support_cache_size = support_cache_size
-        self._support_cache: 'OrderedDict[tuple, Dict]' = OrderedDict()
-        self._pinned: Optional[Dict] = None
+        self._init_support_cache(support_cache_size)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -99,32 +97,6 @@ class FewShotSegmentor(BaseModel):
             self._pinned = self.encode_support(
                 imgs, support_masks.to(imgs.device), support_labels)
 
-    def clear_support(self) -> None:
-        """Forget the pinned support set and the cache."""
-        self._pinned = None
-        self._support_cache.clear()
-
-    def _support_states(self, data_samples: Sequence,
-                        use_cache: bool) -> List[Dict]:
-        states = []
-        for s in data_samples:
-            if self._pinned is not None:
-                states.append(self._pinned)
-                continue
-            key = s.metainfo.get('support_key') if use_cache else None
-            if key is not None and key in self._support_cache:
-                self._support_cache.move_to_end(key)
-                states.append(self._support_cache[key])
-                continue
-            state = self.encode_support(
-                s.support_imgs, s.support_masks,
-                s.support_labels_or_default())
-            if key is not None and self.support_cache_size > 0:
-                self._support_cache[key] = state
-                while len(self._support_cache) > self.support_cache_size:
-                    self._support_cache.popitem(last=False)
-            states.append(state)
-        return states
 
     # ------------------------------------------------------------------
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):

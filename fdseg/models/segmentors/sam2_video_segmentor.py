@@ -10,7 +10,6 @@ computed once per support set and reused for every query against it.
 
 ``sam2`` is imported lazily: importing it initialises Hydra globally.
 """
-from collections import OrderedDict
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -22,6 +21,7 @@ from mmengine.structures import PixelData
 from torch import Tensor
 
 from fdseg.registry import MODELS
+from .support_cache import SupportCacheMixin
 
 # SAM2's placeholder logit for "no object" (sam2.modeling.sam2_base).
 NO_OBJ_SCORE = -1024.0
@@ -91,7 +91,7 @@ def fill_holes_in_mask_scores(mask: Tensor, max_area: int) -> Tensor:
 
 
 @MODELS.register_module()
-class SAM2VideoSegmentor(BaseModel):
+class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
     """SAM2 video-track mode for few-shot defect segmentation (Sec. 5.2).
 
     Call flow (one way; an N-way episode tracks each way as its own object)::
@@ -200,7 +200,6 @@ class SAM2VideoSegmentor(BaseModel):
         self.mem_dtype = getattr(torch, mem_dtype) if mem_dtype else None
         self.autocast = autocast
         self.empty_support = empty_support
-        self.support_cache_size = support_cache_size
 
         from sam2.build_sam import build_sam2  # lazy: initialises Hydra
         overrides = list(PREDICTOR_OVERRIDES) + [
@@ -221,8 +220,7 @@ class SAM2VideoSegmentor(BaseModel):
             'sam2_mean', torch.tensor(SAM2_IMG_MEAN)[:, None, None], False)
         self.register_buffer(
             'sam2_std', torch.tensor(SAM2_IMG_STD)[:, None, None], False)
-        self._support_cache: 'OrderedDict[tuple, List]' = OrderedDict()
-        self._pinned: Optional[List] = None
+        self._init_support_cache(support_cache_size)
 
     # ------------------------------------------------------------------
     # weights and modes
@@ -444,32 +442,6 @@ class SAM2VideoSegmentor(BaseModel):
         self._pinned = self.encode_support(
             support_imgs, support_masks, support_labels, normalized=False)
 
-    def clear_support(self) -> None:
-        """Forget the pinned support set and the cache."""
-        self._pinned = None
-        self._support_cache.clear()
-
-    def _support_states(self, data_samples: Sequence,
-                        use_cache: bool = True) -> List[List]:
-        states = []
-        for s in data_samples:
-            if self._pinned is not None:
-                states.append(self._pinned)
-                continue
-            key = s.metainfo.get('support_key') if use_cache else None
-            if key is not None and key in self._support_cache:
-                self._support_cache.move_to_end(key)
-                states.append(self._support_cache[key])
-                continue
-            state = self.encode_support(
-                s.support_imgs, s.support_masks,
-                s.support_labels_or_default())
-            if key is not None and self.support_cache_size > 0:
-                self._support_cache[key] = state
-                while len(self._support_cache) > self.support_cache_size:
-                    self._support_cache.popitem(last=False)
-            states.append(state)
-        return states
 
     # ------------------------------------------------------------------
     # queries
