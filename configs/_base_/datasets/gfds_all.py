@@ -8,36 +8,12 @@
 #   --cfg-options test_dataloader.dataset.data_root=/data/GFDS
 #                 test_dataloader.dataset.products="[Tile,Steel]"
 #                 test_dataloader.dataset.shot=5
-custom_imports = dict(
-    imports=[
-        'fdseg.datasets.gfds_products',
-        'fdseg.evaluation.metrics.gfds_benchmark_metric',
-        'fdseg.engine.hooks.gfds_report_hook',
-    ],
-    allow_failed_imports=False)
+_base_ = ['./episode_pipelines.py']
 
 dataset_type = 'GFDSDataset'
 data_root = 'data/gfds'
-img_scale = (256, 256)
 shot = 1
 way = 1
-
-test_pipeline = [
-    dict(type='LoadEpisode'),
-    dict(type='ResizeEpisode', scale=img_scale),
-    # GFDS: fg = resized mask > 30 (each product declares its threshold).
-    dict(type='BinarizeEpisodeMasks'),
-    dict(type='PackEpisodeInputs'),
-]
-# Sec. 6.1.1: random flips and 90-degree rotations for meta-learning.
-train_pipeline = [
-    dict(type='LoadEpisode'),
-    dict(type='ResizeEpisode', scale=img_scale),
-    dict(type='BinarizeEpisodeMasks'),
-    dict(type='RandomFlipEpisode', prob=0.5),
-    dict(type='RandomRotate90Episode', prob=0.5),
-    dict(type='PackEpisodeInputs'),
-]
 
 test_dataloader = dict(
     batch_size=1,  # the FPS protocol (Sec. 6.3) times batch size 1
@@ -52,7 +28,7 @@ test_dataloader = dict(
         shot=shot,
         way=way,
         seed=0,
-        pipeline=test_pipeline))
+        pipeline={{_base_.test_pipeline}}))
 
 # No val_dataloader here (as in synthetic.py): training configs add
 #   val_dataloader = test_dataloader; val_evaluator = test_evaluator

@@ -1,26 +1,12 @@
 # Procedural synthetic benchmark (fdseg.datasets.synthetic), generated into
 # data_root on first use: the offline quick-start data. 1-way 1-shot, GFDS
 # protocol (every image is the query once), 256x256.
+_base_ = ['./episode_pipelines.py']
+
 dataset_type = 'SyntheticDefectDataset'
 data_root = 'data/synthetic'
-img_scale = (256, 256)
 shot = 1
 way = 1
-
-test_pipeline = [
-    dict(type='LoadEpisode'),
-    dict(type='ResizeEpisode', scale=img_scale),
-    dict(type='BinarizeEpisodeMasks'),
-    dict(type='PackEpisodeInputs'),
-]
-train_pipeline = [
-    dict(type='LoadEpisode'),
-    dict(type='ResizeEpisode', scale=img_scale),
-    dict(type='BinarizeEpisodeMasks'),
-    dict(type='RandomFlipEpisode', prob=0.5),
-    dict(type='RandomRotate90Episode', prob=0.5),
-    dict(type='PackEpisodeInputs'),
-]
 
 test_dataloader = dict(
     batch_size=1,
@@ -35,5 +21,5 @@ test_dataloader = dict(
         shot=shot,
         way=way,
         seed=0,
-        pipeline=test_pipeline))
+        pipeline={{_base_.test_pipeline}}))
 test_evaluator = dict(type='FewShotIoUMetric')
