@@ -33,13 +33,14 @@ Position embeddings (``pos_embed_interp``):
   (``resample_abs_pos_embed``: size-based bicubic with antialias).
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from fdseg.models.utils.size import SizeType, to_hw
 from fdseg.registry import MODELS
 from fdseg.utils.checkpoints import ResolverPretrainedMixin
 
@@ -62,7 +63,6 @@ _ALIASES = {
     'L/14': 'vit_large_patch14',
 }
 
-SizeType = Union[int, Sequence[int], None]
 
 
 def dino_interpolate_pos_embed(pos_embed: Tensor, h0: int, w0: int,
@@ -108,15 +108,6 @@ def dino_interpolate_pos_embed(pos_embed: Tensor, h0: int, w0: int,
     return torch.cat((prefix, grid), dim=1).to(dtype)
 
 
-def _to_hw(size: SizeType) -> Optional[Tuple[int, int]]:
-    if size is None:
-        return None
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
-
-
 class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
     """Shared dense-token ViT wrapper (see module docstring)."""
 
@@ -154,7 +145,7 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
         self.patch_size = self.vit.patch_embed.patch_size[0]
         self.out_channels = self.vit.embed_dim
         self.out_stride = self.patch_size
-        self.input_size = _to_hw(input_size)
+        self.input_size = to_hw(input_size)
         depth = len(self.vit.blocks)
         self.out_block = out_block % depth
         self.final_norm = final_norm

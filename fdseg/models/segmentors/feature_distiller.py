@@ -33,7 +33,7 @@ on EfficientAD, whose ``pretraining.py`` is the closest official recipe):
   out of every checkpoint.
 """
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -42,19 +42,10 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
+from fdseg.models.utils.size import SizeType, to_hw
 from fdseg.registry import MODELS
 
-SizeType = Union[int, Sequence[int], None]
 InputsType = Union[Tensor, Dict[str, Tensor]]
-
-
-def _to_hw(size: SizeType) -> Optional[Tuple[int, int]]:
-    if size is None:
-        return None
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
 
 
 @MODELS.register_module()
@@ -114,7 +105,7 @@ class FeatureDistiller(BaseModel):
         self.teacher = MODELS.build(teacher)
         self.student = MODELS.build(student)
         self.loss_decode = MODELS.build(loss_decode)
-        self.teacher_input_size = _to_hw(teacher_input_size)
+        self.teacher_input_size = to_hw(teacher_input_size)
         self.teacher_norm = teacher_norm
         self.align_mode = align_mode
         self.save_teacher = save_teacher
