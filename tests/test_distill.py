@@ -18,10 +18,6 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import signal
-import socket
-import subprocess
-import sys
 from glob import glob
 from types import SimpleNamespace
 
@@ -43,6 +39,10 @@ from fdseg.models.data_preprocessors.episode_data_preprocessor import (
     IMAGENET_MEAN, IMAGENET_STD)
 from fdseg.registry import DATASETS, MODELS, TRANSFORMS
 from fdseg.utils.checkpoints import CHECKPOINTS
+from tests.subprocess_utils import assert_same_state as _assert_same_state
+from tests.subprocess_utils import finish_ok as _finish
+from tests.subprocess_utils import free_port as _free_port
+from tests.subprocess_utils import start as _start
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
@@ -146,35 +146,6 @@ def image_root(tmp_path_factory):
 
 
 # --------------------------------------------------------------- subprocess
-def _env():
-    env = dict(os.environ)
-    env.pop('PYTHONPATH', None)  # the tools must find fdseg on their own
-    env.update(OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
-              'MASTER_PORT'):
-        env.pop(k, None)
-    return env
-
-
-def _start(args, cwd):
-    # New session: a timeout kills the whole tree (torchrun + workers).
-    return subprocess.Popen([sys.executable] + args, cwd=cwd, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-
-
-def _finish(proc, timeout=180):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f'timed out after {timeout}s:\n{out[-4000:]}')
-    assert proc.returncode == 0, \
-        f'exit status {proc.returncode}:\n{out[-6000:]}'
-    return out
-
-
 def _scalars(work_dir):
     """Per-iteration train scalars of every run in a work dir."""
     recs = {}
@@ -186,12 +157,6 @@ def _scalars(work_dir):
                 if 'loss_distill' in rec:
                     recs[rec['iter']] = rec['loss_distill']
     return recs
-
-
-def _assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.fixture(scope='module')
@@ -516,12 +481,6 @@ def test_plot_distill_loss(runs, tmp_path):
     assert Image.open(out).size[0] > 100
     with pytest.raises(FileNotFoundError):
         tool.find_logs(str(tmp_path))
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

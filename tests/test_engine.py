@@ -11,13 +11,8 @@ the repo) on a toy regressor from ``tests/toy_modules.py``:
   identical weights on both ranks and exit status 0.
 """
 import importlib.util
-import os
 import os.path as osp
 import pickle
-import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -28,6 +23,10 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 from fdseg.engine import (TRUSTED_PREFIX, load_trusted_checkpoint,
                           resolve_dist_backend, trusted_checkpoint_loading)
 from fdseg.registry import HOOKS, MODELS
+from tests.subprocess_utils import assert_same_state as _assert_same_state
+from tests.subprocess_utils import finish as _finish
+from tests.subprocess_utils import free_port as _free_port
+from tests.subprocess_utils import start as _start
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
@@ -72,38 +71,6 @@ def write_toy_cfg(path, max_iters=6):
     return str(path)
 
 
-def _env():
-    env = dict(os.environ)
-    env.pop('PYTHONPATH', None)  # the tools must find fdseg on their own
-    env.update(OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
-              'MASTER_PORT'):
-        env.pop(k, None)
-    return env
-
-
-def _start(args, cwd):
-    # New session: a timeout can kill the whole tree (torchrun + workers).
-    return subprocess.Popen(
-        [sys.executable] + args,
-        cwd=cwd,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True)
-
-
-def _finish(proc, timeout):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f'timed out after {timeout}s:\n{out[-4000:]}')
-    return proc.returncode, out
-
-
 def _run(args, cwd, timeout=120):
     code, out = _finish(_start(args, cwd), timeout)
     assert code == 0, f'exit status {code}:\n{out[-6000:]}'
@@ -112,12 +79,6 @@ def _run(args, cwd, timeout=120):
 
 def _weights(ckpt):
     return load_trusted_checkpoint(str(ckpt), map_location='cpu')
-
-
-def _assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.fixture(scope='module')
@@ -319,12 +280,6 @@ def test_resolve_dist_backend():
     assert resolve_dist_backend(None) == ('nccl' if cuda else 'gloo')
     assert resolve_dist_backend('gloo') == 'gloo'
     assert resolve_dist_backend('nccl') == ('nccl' if cuda else 'gloo')
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
