@@ -12,7 +12,8 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 import fdseg.evaluation.metrics.few_shot_iou_metric as metric_module
-from fdseg.evaluation import FewShotIoUMetric, functional as F
+from fdseg.evaluation import FewShotIoUMetric, writers
+from fdseg.evaluation import functional as F
 from fdseg.registry import METRICS
 
 # ----------------------------------------------------------------------------
@@ -486,8 +487,15 @@ def test_error_in_process_leaves_no_output(tmp_path):
     del bad['category']
     with pytest.raises(KeyError, match='category'):
         metric.process(None, [bad])
-    assert os.listdir(out) == []
+    # out did not exist: the folder made for staging goes too.
+    assert not out.exists()
     assert metric.results == []
+    # An existing folder stays, empty.
+    out.mkdir()
+    metric.process(None, hand_samples()[:2])
+    with pytest.raises(KeyError, match='category'):
+        metric.process(None, [bad])
+    assert os.listdir(out) == []
 
 
 def test_error_in_compute_keeps_previous_output(tmp_path, monkeypatch):
@@ -510,7 +518,7 @@ def test_error_in_compute_keeps_previous_output(tmp_path, monkeypatch):
 
     # A failure while writing the json leaves nothing of that round either.
     monkeypatch.undo()
-    monkeypatch.setattr(metric_module.json, 'dump', boom)
+    monkeypatch.setattr(writers.json, 'dump', boom)
     with pytest.raises(RuntimeError, match='boom'):
         run(FewShotIoUMetric(output_dir=str(out)), hand_samples()[:1])
     assert visible(out) == before

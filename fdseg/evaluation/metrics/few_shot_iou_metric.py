@@ -1,12 +1,7 @@
 """Few-shot defect segmentation metric (GFDS paper Sec. 6.2, Table 4)."""
-import atexit
-import json
 import logging
 import math
-import os
 import os.path as osp
-import shutil
-import uuid
 from collections.abc import Mapping
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -20,7 +15,9 @@ from mmengine.structures import BaseDataElement
 from prettytable import PrettyTable
 
 from fdseg.registry import METRICS
+
 from .. import functional as F
+from .. import writers
 
 # Keys every data sample must carry, and those needed to save predictions.
 REQUIRED_KEYS = ('pred_sem_seg', 'gt_sem_seg', 'product', 'category',
@@ -29,16 +26,34 @@ SAVE_KEYS = ('query_path', 'ori_shape')
 FBIOU_VARIANTS = ('paper', 'gfds')
 GOOD_QUERY_MODES = ('count', 'ignore')
 
-# Hidden temp dirs of this process still in use; removed at interpreter exit
-# so that a crash outside the metric does not leave them behind either.
-_LIVE_TMP_DIRS = set()
+
+# Episode keys recorded so that a run can be replayed (PackEpisodeInputs).
+REPLAY_KEYS = ('episode_idx', 'query_mask_path', 'support_paths',
+               'support_mask_paths', 'support_labels', 'way_categories')
 
 
-@atexit.register
-def _remove_live_tmp_dirs() -> None:
-    for path in list(_LIVE_TMP_DIRS):
-        shutil.rmtree(path, ignore_errors=True)
-    _LIVE_TMP_DIRS.clear()
+def _replay_info(sample: Mapping) -> dict:
+    """The replay keys of a data sample (``None`` where absent)."""
+
+    def as_list(value, cast):
+        if value is None:
+            return None
+        if isinstance(value, torch.Tensor):
+            value = value.tolist()
+        if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+            value = [value]
+        return [cast(v) for v in value]
+
+    idx = sample.get('episode_idx')
+    mask_path = sample.get('query_mask_path')
+    return dict(
+        episode_idx=None if idx is None else int(idx),
+        query_mask_path=None if mask_path is None else str(mask_path),
+        support_paths=as_list(sample.get('support_paths'), str),
+        support_mask_paths=as_list(sample.get('support_mask_paths'),
+                                   lambda p: None if p is None else str(p)),
+        support_labels=as_list(sample.get('support_labels'), int),
+        way_categories=as_list(sample.get('way_categories'), str))
 
 
 def _percent(value: float) -> float:
@@ -115,11 +130,20 @@ class FewShotIoUMetric(BaseMetric):
             ``save_predictions``) go to ``<output_dir>/predictions/<product>/
             <category>/<query stem>.png`` (defect-free queries under
             ``.../<category>/good/<stem>.png``; a query met again in another
-            episode gets ``<stem>__<k>.png``), and every metric plus the
-            per-category / per-product tables to ``<output_dir>/
+            episode gets ``<stem>__<k>.png``), and every metric, the
+            per-category / per-product tables and one record per episode
+            (``episodes[i]``: ``episode_idx``, ``product``, ``category``,
+            ``query_path``, ``query_mask_path``, ``support_paths``,
+            ``support_mask_paths``, ``support_labels``,
+            ``way_categories``, ``query_label``, ``is_good``, ``IoU``,
+            ``prediction``: enough to replay it) to ``<output_dir>/
             metrics.json``. Nothing is visible there until the evaluation
             succeeded: files are staged in hidden ``.tmp-*`` folders and
-            moved into place at the end.
+            moved into place at the end (:mod:`fdseg.evaluation.writers`);
+            an earlier fdseg output there is replaced, and anything fdseg
+            did not write is never deleted: the first ``process`` call
+            raises :class:`~fdseg.evaluation.writers.OutputDirError`
+            instead.
         save_predictions (bool): Save the predicted query-category mask
             (255 = defect) resized (nearest) to ``ori_shape``. Only used with
             ``output_dir``.
@@ -134,7 +158,10 @@ class FewShotIoUMetric(BaseMetric):
     ``{0, query_label}`` and ``ignore_index``), ``product``, ``category``,
     ``query_label`` and ``is_good``, plus ``query_path`` and ``ori_shape``
     when predictions are saved; a missing one raises a ``KeyError`` naming
-    it.
+    it. Optional replay keys (``episode_idx``, ``query_mask_path``,
+    ``support_paths``, ``support_mask_paths``, ``support_labels``,
+    ``way_categories``; packed by ``PackEpisodeInputs``) are recorded as
+    ``null`` when absent.
     """
 
     # '' = no prefix, without BaseMetric's "prefix is not set" warning.
@@ -164,11 +191,13 @@ class FewShotIoUMetric(BaseMetric):
         self.output_dir = output_dir
         self.save_predictions = bool(save_predictions)
         self.ignore_index = int(ignore_index)
-        # Per-rank hidden staging folder (relative to output_dir) and a
-        # counter naming its files; rank 0 merges all ranks' folders, whose
-        # names reach it through the collected results.
-        self._tmp_dir: Optional[str] = None
+        # Per-rank hidden staging folder in output_dir and a counter naming
+        # its files; rank 0 merges all ranks' folders, whose names reach it
+        # through the collected results.
+        self._staging: Optional[writers.StagingDir] = None
         self._tmp_count = 0
+        # output_dir is checked once per round, before anything is written.
+        self._checked = False
 
     @property
     def _saving(self) -> bool:
@@ -186,6 +215,9 @@ class FewShotIoUMetric(BaseMetric):
                 docstring.
         """
         try:
+            if self.output_dir is not None and not self._checked:
+                writers.check_output_dir(self.output_dir, 'output_dir')
+                self._checked = True
             samples = [self._as_dict(s) for s in data_samples]
             # Validate the whole batch before writing anything.
             for sample in samples:
@@ -232,6 +264,7 @@ class FewShotIoUMetric(BaseMetric):
             is_good=is_good,
             query_path=str(sample.get('query_path', '')),
             areas=F.episode_areas(pred, gt, label, self.ignore_index))
+        record.update(_replay_info(sample))
         if self._saving:
             record.update(self._stage_prediction(pred, sample, label, is_good))
         return record
@@ -239,19 +272,17 @@ class FewShotIoUMetric(BaseMetric):
     def _stage_prediction(self, pred: torch.Tensor, sample: Mapping,
                           label: int, is_good: bool) -> dict:
         """Write the query mask into this rank's hidden folder."""
-        if self._tmp_dir is None:
-            self._tmp_dir = (f'.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}'
-                             f'-r{get_rank()}')
-            path = osp.join(self.output_dir, self._tmp_dir)
-            os.makedirs(path)
-            _LIVE_TMP_DIRS.add(osp.abspath(path))
+        if self._staging is None:
+            self._staging = writers.StagingDir(
+                self.output_dir, f'r{get_rank()}',
+                on_remove=self._on_staging_removed)
         pred2d = pred[0] if pred.ndim == 3 else pred
         mask = ((pred2d == label).to(torch.uint8) * 255).cpu().numpy()
         height, width = (int(v) for v in tuple(sample['ori_shape'])[:2])
         if mask.shape != (height, width):
             mask = np.ascontiguousarray(
                 F.resize_nearest(mask, (height, width)))
-        tmp_png = f'{self._tmp_dir}/{self._tmp_count:08d}.png'
+        tmp_png = f'{self._staging.name}/{self._tmp_count:08d}.png'
         self._tmp_count += 1
         if not cv2.imwrite(osp.join(self.output_dir, tmp_png), mask):
             raise OSError(f'could not write {tmp_png} in {self.output_dir}')
@@ -261,19 +292,25 @@ class FewShotIoUMetric(BaseMetric):
         parts += ['good', stem] if is_good else [stem]
         return dict(tmp_png=tmp_png, target='/'.join(parts))
 
+    def _on_staging_removed(self) -> None:
+        # Removed on a signal or at exit: the round's records point to
+        # files that are gone, so the round is abandoned.
+        self._staging = None
+        self._tmp_count = 0
+        self._checked = False
+        self.results.clear()
+
     def _discard_tmp_dir(self) -> None:
-        if self._tmp_dir is not None:
-            path = osp.abspath(osp.join(self.output_dir, self._tmp_dir))
-            shutil.rmtree(path, ignore_errors=True)
-            _LIVE_TMP_DIRS.discard(path)
+        if self._staging is not None:
+            self._staging.discard()
         self._forget_tmp_dir()
 
     def _forget_tmp_dir(self) -> None:
-        if self._tmp_dir is not None and self.output_dir is not None:
-            _LIVE_TMP_DIRS.discard(
-                osp.abspath(osp.join(self.output_dir, self._tmp_dir)))
-        self._tmp_dir = None
+        if self._staging is not None:
+            self._staging.forget()
+        self._staging = None
         self._tmp_count = 0
+        self._checked = False
 
     def evaluate(self, size: int) -> dict:
         """Collect, compute (rank 0) and broadcast; see ``BaseMetric``."""
@@ -437,23 +474,19 @@ class FewShotIoUMetric(BaseMetric):
 
     def _write_outputs(self, results, agg, metrics, cat_rows, prod_rows,
                        avg_rows) -> None:
-        out = self.output_dir
-        os.makedirs(out, exist_ok=True)
-        staging = osp.join(out, f'.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}'
-                           '-merge')
-        os.makedirs(staging)
-        _LIVE_TMP_DIRS.add(osp.abspath(staging))
         try:
             names = self._final_names(results) if self._saving else None
             episodes = []
             for i, r in enumerate(results):
-                ep = dict(
-                    product=r['product'],
-                    category=r['category'],
-                    query_path=r['query_path'],
-                    query_label=r['query_label'],
-                    is_good=r['is_good'],
-                    IoU=_percent(F.iou(r['areas'])[F.FG]))
+                ep = dict(episode_idx=r.get('episode_idx'),
+                          product=r['product'],
+                          category=r['category'],
+                          query_path=r['query_path'])
+                ep.update({k: r.get(k) for k in REPLAY_KEYS
+                           if k != 'episode_idx'})
+                ep.update(query_label=r['query_label'],
+                          is_good=r['is_good'],
+                          IoU=_percent(F.iou(r['areas'])[F.FG]))
                 if names is not None:
                     ep['prediction'] = f'predictions/{names[i]}'
                 episodes.append(ep)
@@ -470,47 +503,20 @@ class FewShotIoUMetric(BaseMetric):
                     ignore_index=self.ignore_index,
                     save_predictions=self.save_predictions),
                 episodes=episodes)
-            tmp_json = osp.join(staging, 'metrics.json')
-            with open(tmp_json, 'w') as f:
-                json.dump(_jsonable(payload), f, indent=2, allow_nan=False)
-
-            final_pred = osp.join(out, 'predictions')
-            if names is not None:
-                staged_pred = osp.join(staging, 'predictions')
-                os.makedirs(staged_pred)
-                for r, name in zip(results, names):
-                    dst = osp.join(staged_pred, *name.split('/'))
-                    os.makedirs(osp.dirname(dst), exist_ok=True)
-                    os.replace(osp.join(out, *r['tmp_png'].split('/')), dst)
-                # Swap the whole folder so no stale file of an earlier run
-                # mixes with this one.
-                old_pred = osp.join(staging, 'old-predictions')
-                had_old = osp.exists(final_pred)
-                if had_old:
-                    os.replace(final_pred, old_pred)
-                try:
-                    os.replace(staged_pred, final_pred)
-                except BaseException:
-                    if had_old:
-                        os.replace(old_pred, final_pred)
-                    raise
-            # metrics.json last: its presence marks a complete output.
-            os.replace(tmp_json, osp.join(out, 'metrics.json'))
+            predictions = None if names is None else [
+                (r['tmp_png'], name) for r, name in zip(results, names)
+            ]
+            writers.write_outputs(self.output_dir, _jsonable(payload),
+                                  predictions)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            _LIVE_TMP_DIRS.discard(osp.abspath(staging))
             self._remove_staged(results)
 
     def _remove_staged(self, results: List[dict]) -> None:
         """Remove every rank's hidden staging folder of this round."""
         if self.output_dir is None:
             return
-        dirs = {r['tmp_png'].split('/')[0] for r in results if 'tmp_png' in r}
-        if self._tmp_dir is not None:
-            dirs.add(self._tmp_dir)
-        for name in dirs:
-            if not name.startswith('.tmp-'):
-                continue  # never delete anything but our own staging
-            path = osp.abspath(osp.join(self.output_dir, name))
-            shutil.rmtree(path, ignore_errors=True)
-            _LIVE_TMP_DIRS.discard(path)
+        names = {r['tmp_png'].split('/')[0] for r in results
+                 if 'tmp_png' in r}
+        if self._staging is not None:
+            names.add(self._staging.name)
+        writers.discard_staging(self.output_dir, names)
