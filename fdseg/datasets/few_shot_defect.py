@@ -5,30 +5,99 @@ Layout (one folder per product)::
     <data_root>/<product>/images/<category>/<stem>.<ext>
     <data_root>/<product>/ground_truth/<category>/<stem>.<ext>
 
-Images and masks pair by stem. A category named ``good`` holds defect-free
-images without masks. Episodes follow the GFDS protocol: every image of every
-selected category is the query once, and its K supports are drawn from the
-same category without the query.
+Images and masks pair by stem (two files with one stem in a folder are an
+error). A category named ``good`` holds defect-free images without masks.
+Hidden files (``._*`` AppleDouble, ``.DS_Store``), ``Thumbs.db``, folders and
+files without an image suffix are skipped with one warning. Episodes follow
+the GFDS protocol: every image of every selected category is the query once,
+and its K supports are drawn from the same category without the query.
+
+Masks are read by the rules of :mod:`fdseg.datasets.transforms.conventions`
+(0/1, 16-bit, palette and alpha-only masks; errors naming the file and the
+product setting where the convention does not fit), and a category none of
+whose masks has foreground is an error at construction.
 """
 import copy
 import os
 import os.path as osp
 import warnings
 import zlib
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from fdseg.registry import DATASETS
+from .transforms.episode_transforms import read_mask
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 GOOD = 'good'
+#: What operating systems and archivers drop into folders (lower-case).
+JUNK_FILES = ('thumbs.db', 'desktop.ini')
+JUNK_DIRS = ('__macosx', )
 
 
-def _default_product(name: str) -> dict:
-    return dict(name=name)
+def _as_list(value, what: str) -> list:
+    """A sequence argument; a single string (or dict) is one item.
+
+    ``list('magnetic_tile')`` would split a product name into characters.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, dict)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f'{what} must be a list, got {value!r}') from None
+
+
+def list_folder(folder: str, dirs: bool = False
+                ) -> Tuple[List[str], List[str]]:
+    """Entries of ``folder`` that are data, and the paths that are not.
+
+    Args:
+        folder (str): Folder to list.
+        dirs (bool): Keep sub-folders (a product's category folders) instead
+            of image files.
+
+    Returns:
+        tuple[list[str], list[str]]: Sorted names kept, and sorted paths
+        skipped: hidden names (``._*`` AppleDouble files, ``.DS_Store``),
+        ``Thumbs.db`` / ``desktop.ini`` / ``__MACOSX``, and entries of the other kind
+        (folders named ``*.png``, files without an image suffix).
+    """
+    kept, skipped = [], []
+    with os.scandir(folder) as it:
+        for e in it:
+            name = e.name
+            if dirs:
+                ok = (e.is_dir() and not name.startswith('.')
+                      and name.lower() not in JUNK_DIRS)
+            else:
+                # A broken link with an image suffix stays: reading it names
+                # it. is_dir follows links (symlinked images are common).
+                ok = (not name.startswith('.')
+                      and name.lower() not in JUNK_FILES and not e.is_dir()
+                      and name.lower().endswith(IMG_EXTENSIONS))
+            (kept if ok else skipped).append(name if ok else osp.join(
+                folder, name))
+    return sorted(kept), sorted(skipped)
+
+
+def _by_stem(folder: str, names: List[str]) -> Dict[str, str]:
+    """Map stem -> name; two names with one stem are an error naming both."""
+    out = {}
+    for f in names:
+        stem = osp.splitext(f)[0]
+        if stem in out:
+            raise ValueError(
+                f'{osp.join(folder, out[stem])} and {osp.join(folder, f)} '
+                f'have the same stem {stem!r}: images and masks pair by '
+                'stem, so keep only one of them')
+        out[stem] = f
+    return out
 
 
 class ProductSpec:
@@ -49,6 +118,11 @@ class ProductSpec:
             masks; defaults to 1, 2, ... in sorted category order.
         display_names (dict, optional): category -> readable name.
         folder (str, optional): Folder name when it differs from ``name``.
+        image_bit_depth (int, optional): Bit depth of 16-bit images (e.g. 12
+            for 12-bit sensor data); inferred per image from its maximum
+            (8, 10, 12, 14 or 16 bits) when None.
+
+    A single string for ``categories`` or ``exclude`` is one category.
     """
 
     def __init__(self,
@@ -60,6 +134,7 @@ class ProductSpec:
                  index_map: Optional[Dict[str, int]] = None,
                  display_names: Optional[Dict[str, str]] = None,
                  folder: Optional[str] = None,
+                 image_bit_depth: Optional[int] = None,
                  **kwargs):
         if mask_mode not in ('binary', 'index'):
             raise ValueError(f'product {name!r}: mask_mode must be "binary" '
@@ -69,8 +144,12 @@ class ProductSpec:
                             f'{sorted(kwargs)}')
         self.name = name
         self.folder = folder or name
-        self.categories = list(categories) if categories is not None else None
-        self.exclude = set(exclude)
+        self.categories = _as_list(categories, f'product {name!r}: categories')
+        self.exclude = set(_as_list(exclude, f'product {name!r}: exclude'))
+        if image_bit_depth is not None and not 8 <= image_bit_depth <= 16:
+            raise ValueError(f'product {name!r}: image_bit_depth must be in '
+                             f'8..16, got {image_bit_depth!r}')
+        self.image_bit_depth = image_bit_depth
         self.mask_mode = mask_mode
         self.mask_threshold = int(mask_threshold)
         self.index_map = dict(index_map or {})
@@ -88,7 +167,8 @@ class FewShotDefectDataset(BaseDataset):
     Args:
         data_root (str): Folder holding one sub-folder per product.
         products (list[str | dict]): Products to read; a dict is passed to
-            :class:`ProductSpec` (mask convention, categories, ...).
+            :class:`ProductSpec` (mask convention, categories, ...). A single
+            string (or dict) is one product.
         shot (int): K supports per way.
         way (int): N ways. Extra ways are drawn from the other selected
             categories (``way_pool``).
@@ -140,6 +220,7 @@ class FewShotDefectDataset(BaseDataset):
         if missing_mask not in ('error', 'skip'):
             raise ValueError('missing_mask must be "error" or "skip", got '
                              f'{missing_mask!r}')
+        products = _as_list(products, 'products')
         if not products:
             raise ValueError('products is empty: name at least one product '
                              f'folder under {data_root!r}')
@@ -166,25 +247,29 @@ class FewShotDefectDataset(BaseDataset):
     # ------------------------------------------------------------------
     # listing
     # ------------------------------------------------------------------
+    def _skip(self, paths: List[str]) -> None:
+        """Remember non-image entries for the one warning of the scan."""
+        self.__dict__.setdefault('_skipped', []).extend(paths)
+
     def _list_category(self, spec: ProductSpec, category: str) -> List[dict]:
         """Image records of one category, paired with masks by stem."""
         img_dir = osp.join(self.data_root, spec.folder, 'images', category)
         gt_dir = osp.join(self.data_root, spec.folder, 'ground_truth',
                           category)
-        imgs = sorted(f for f in os.listdir(img_dir)
-                      if f.lower().endswith(IMG_EXTENSIONS))
+        names, skipped = list_folder(img_dir)
+        self._skip(skipped)
+        imgs = _by_stem(img_dir, names)
         masks = {}
         if category != GOOD and osp.isdir(gt_dir):
-            for f in sorted(os.listdir(gt_dir)):
-                if f.lower().endswith(IMG_EXTENSIONS):
-                    stem = osp.splitext(f)[0]
-                    # MVTec-style "<stem>_mask.png" names pair too.
-                    if stem.endswith('_mask') and stem[:-5] not in masks:
-                        masks.setdefault(stem[:-5], osp.join(gt_dir, f))
-                    masks[stem] = osp.join(gt_dir, f)
+            names, skipped = list_folder(gt_dir)
+            self._skip(skipped)
+            for stem, f in _by_stem(gt_dir, names).items():
+                # MVTec-style "<stem>_mask.png" names pair too.
+                if stem.endswith('_mask') and stem[:-5] not in masks:
+                    masks.setdefault(stem[:-5], osp.join(gt_dir, f))
+                masks[stem] = osp.join(gt_dir, f)
         records = []
-        for f in imgs:
-            stem = osp.splitext(f)[0]
+        for stem, f in imgs.items():
             mask_path = None
             if category != GOOD:
                 mask_path = masks.get(stem)
@@ -207,14 +292,20 @@ class FewShotDefectDataset(BaseDataset):
                 ))
         return records
 
-    def _categories_of(self, spec: ProductSpec) -> List[str]:
+    def _category_dirs(self, spec: ProductSpec) -> List[str]:
+        """Category folders of a product (hidden folders skipped)."""
         img_root = osp.join(self.data_root, spec.folder, 'images')
         if not osp.isdir(img_root):
             raise FileNotFoundError(
                 f'product {spec.name!r}: {img_root} does not exist (expected '
                 '<data_root>/<product>/images/<category>/*)')
-        found = sorted(d for d in os.listdir(img_root)
-                       if osp.isdir(osp.join(img_root, d)))
+        found, skipped = list_folder(img_root, dirs=True)
+        self._skip(skipped)
+        return found
+
+    def _categories_of(self, spec: ProductSpec) -> List[str]:
+        img_root = osp.join(self.data_root, spec.folder, 'images')
+        found = self._category_dirs(spec)
         if spec.categories is not None:
             missing = [c for c in spec.categories if c not in found]
             if missing:
@@ -225,6 +316,54 @@ class FewShotDefectDataset(BaseDataset):
         else:
             cats = [c for c in found if c != GOOD]
         return [c for c in cats if c not in spec.exclude and c != GOOD]
+
+    def _convention(self, spec: ProductSpec) -> dict:
+        """How LoadEpisode reads this product's files (episode metadata)."""
+        class_values = None
+        if spec.mask_mode == 'index':
+            class_values = sorted(
+                {self._mask_value(spec, c)
+                 for c in self._categories_of_cached(spec)}
+                | {int(v) for v in spec.index_map.values()})
+        return dict(
+            mask_mode=spec.mask_mode,
+            mask_threshold=spec.mask_threshold,
+            class_values=class_values,
+            bit_depth=spec.image_bit_depth)
+
+    def _check_foreground(self, spec: ProductSpec, key: str,
+                          recs: List[dict]) -> None:
+        """Raise if no mask of a category has foreground.
+
+        Reads masks in sorted order and stops at the first with foreground,
+        usually the first one, so this costs about one mask read per
+        category; the per-file convention checks of ``read_mask`` run on it
+        too, so a wrong ``mask_mode`` / ``mask_threshold`` usually fails
+        here, before any model runs. Only a category whose masks are all
+        empty reads them all (and then fails). Single empty masks are fine
+        (the magnetic tile ``uneven`` folder has four).
+        """
+        conv = self._convention(spec)
+        category = key.split('/', 1)[1]
+        value = self._mask_value(spec, category)
+        paths = [r['seg_map_path'] for r in recs if r['seg_map_path']]
+        for path in paths:
+            m = read_mask(path, spec.mask_mode, value,
+                          threshold=spec.mask_threshold,
+                          class_values=conv['class_values'],
+                          setting=f'product {spec.name!r}')
+            fg = m.any() if spec.mask_mode == 'index' else (
+                m > spec.mask_threshold).any()
+            if fg:
+                return
+        rule = (f'== {value} (index_map)' if spec.mask_mode == 'index' else
+                f'> mask_threshold {spec.mask_threshold}')
+        raise ValueError(
+            f'category {key}: none of its {len(paths)} masks has a '
+            f'foreground pixel (mask {rule}), e.g. {paths[0] if paths else "-"}'
+            '; its metrics would be NaN. Check mask_mode / mask_threshold / '
+            f'index_map of product {spec.name!r} and the ground_truth folder, '
+            'or leave the category out (exclude=...)')
 
     # ------------------------------------------------------------------
     # episodes
@@ -248,11 +387,14 @@ class FewShotDefectDataset(BaseDataset):
         by_cat: Dict[str, List[dict]] = {}
         specs: Dict[str, ProductSpec] = {}
         goods: Dict[str, List[dict]] = {}
+        self._skipped = []
         for spec in self.products:
             specs[spec.name] = spec
             for cat in self._categories_of(spec):
                 recs = self._list_category(spec, cat)
                 key = f'{spec.name}/{cat}'
+                if recs:
+                    self._check_foreground(spec, key, recs)
                 if len(recs) < 2:
                     raise ValueError(
                         f'category {key} has {len(recs)} image(s): an '
@@ -269,8 +411,15 @@ class FewShotDefectDataset(BaseDataset):
             good_dir = osp.join(self.data_root, spec.folder, 'images', GOOD)
             if self.include_good and osp.isdir(good_dir):
                 goods[spec.name] = self._list_category(spec, GOOD)
+        if self._skipped:
+            skipped = sorted(set(self._skipped))
+            warnings.warn(
+                f'{len(skipped)} entries in the data folders are not images '
+                f'and were skipped (hidden / AppleDouble files, Thumbs.db, '
+                f'folders, other suffixes), e.g. {skipped[0]}')
         if not by_cat:
             raise ValueError(f'no categories selected under {self.data_root}')
+        conventions = {s.name: self._convention(s) for s in self.products}
 
         cat_keys = list(by_cat)
         cat_ids = {k: i for i, k in enumerate(cat_keys)}
@@ -316,6 +465,7 @@ class FewShotDefectDataset(BaseDataset):
                 way_categories=ways,
                 is_good=is_good,
                 support_paths=[s['img_path'] for s in supports],
+                support_products=[s['product'] for s in supports],
                 support_mask_paths=[s['seg_map_path'] for s in supports],
                 support_labels=labels,
                 support_mask_values=[
@@ -326,6 +476,11 @@ class FewShotDefectDataset(BaseDataset):
                 if not is_good else None,
                 mask_mode=spec.mask_mode,
                 mask_threshold=spec.mask_threshold,
+                conventions={
+                    p: conventions[p]
+                    for p in dict.fromkeys(
+                        [query['product']] + [s['product'] for s in supports])
+                },
             )
 
         for cat_key, recs in by_cat.items():
@@ -359,10 +514,10 @@ class FewShotDefectDataset(BaseDataset):
     def _categories_of_cached(self, spec: ProductSpec) -> List[str]:
         cache = self.__dict__.setdefault('_cat_cache', {})
         if spec.name not in cache:
-            img_root = osp.join(self.data_root, spec.folder, 'images')
-            cache[spec.name] = sorted(
-                d for d in os.listdir(img_root)
-                if osp.isdir(osp.join(img_root, d)) and d != GOOD)
+            # The same listing as the episodes (hidden folders skipped), so
+            # default index values do not shift.
+            cache[spec.name] = [
+                d for d in self._category_dirs(spec) if d != GOOD]
         return cache[spec.name]
 
     def get_data_info(self, idx: int) -> dict:

@@ -685,7 +685,8 @@ class GFDSDataset(FewShotDefectDataset):
             (see :func:`split_products`).
         subset (str): ``'test'`` or ``'train'``.
         products (Sequence[str], optional): Keep only these products of the
-            split (keys or aliases, e.g. ``['Tile']``).
+            split (keys or aliases, e.g. ``['Tile']``); a single string is
+            one product.
         held_out (dict, optional): In-domain test class per product,
             overriding :data:`IN_DOMAIN_TEST_CLASS`.
         benchmark (str): Benchmark of ``split='all'`` (``'gfds'`` or
@@ -714,6 +715,9 @@ class GFDSDataset(FewShotDefectDataset):
         self.split = split
         self.subset = subset
         self.benchmark = benchmark
+        if isinstance(products, str):
+            # One product, not a sequence of one-letter product names.
+            products = [products]
         specs = split_products(split, subset, products, held_out, benchmark)
         specs += [dict(p) for p in extra_products]
         if include_good is None:

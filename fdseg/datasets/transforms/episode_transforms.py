@@ -20,6 +20,8 @@ from mmengine.structures import PixelData
 
 from fdseg.registry import TRANSFORMS
 from fdseg.structures import EpisodeDataSample
+from .conventions import (decode_image_file, decode_mask_file,
+                          image_to_rgb_uint8, mask_to_uint8)
 
 _INTERP = dict(
     nearest=cv2.INTER_NEAREST,
@@ -41,43 +43,81 @@ def _check_complete(path: str, buf: np.ndarray) -> None:
             raise OSError(f'{path} is truncated (no PNG IEND chunk)')
 
 
-def read_image(path: str, grayscale: bool = False) -> np.ndarray:
-    """Read an image with OpenCV; RGB ``[H, W, 3]`` or gray ``[H, W]``.
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        OSError: The file cannot be decoded or is truncated.
-    """
+def _read_bytes(path: str) -> np.ndarray:
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} does not exist')
     buf = np.fromfile(path, dtype=np.uint8)
     if buf.size == 0:
         raise OSError(f'{path} is empty')
     _check_complete(path, buf)
-    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
-    img = cv2.imdecode(buf, flag)
-    if img is None:
-        raise OSError(f'{path} cannot be decoded as an image')
-    if not grayscale:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return buf
+
+
+def read_image(path: str,
+               grayscale: bool = False,
+               bit_depth: Optional[int] = None) -> np.ndarray:
+    """Read an image as uint8 RGB ``[H, W, 3]`` or gray ``[H, W]``.
+
+    The conventions of :mod:`.conventions` apply: 16-bit data are scaled by
+    their bit depth (not cut to the top 8 bits), a constant alpha channel
+    is dropped, a JPEG whose body libjpeg reports as corrupt is an error.
+
+    Args:
+        path (str): Image file.
+        grayscale (bool): Return ``[H, W]`` (luma of the RGB image).
+        bit_depth (int, optional): Bit depth of integer data above 8 bits
+            (a product's ``image_bit_depth``); inferred per image from its
+            maximum if None.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        OSError: The file cannot be decoded, is truncated or corrupt.
+        ValueError: Pixels outside the conventions (e.g. transparency).
+    """
+    buf = _read_bytes(path)
+    raw, order = decode_image_file(path, buf)
+    img = image_to_rgb_uint8(raw, path, order, bit_depth)
+    if grayscale:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     return img
 
 
-def read_mask(path: str, mode: str = 'binary',
-              value: Optional[int] = None) -> np.ndarray:
-    """Read a defect mask as uint8 ``[H, W]`` in 0..255.
+def read_mask(path: str,
+              mode: Optional[str] = None,
+              value: Optional[int] = None,
+              threshold: Optional[float] = None,
+              class_values: Optional[Sequence[int]] = None,
+              setting: str = 'the product') -> np.ndarray:
+    """Read a defect mask as ``[H, W]``.
 
-    Binary masks are returned as stored (possibly anti-aliased) so that the
-    threshold applies after resizing, as GFDS does. Value-indexed masks are
-    turned into 0/255 for the given class value first.
+    The conventions of :mod:`.conventions` apply (palette index, alpha-only
+    masks, 0/1 and 16-bit masks, value checks).
+
+    Args:
+        path (str): Mask file.
+        mode (str, optional): ``'binary'``: uint8 0..255 as stored (0/1 and
+            16-bit masks rescaled), possibly anti-aliased, for the threshold
+            to apply after resizing as GFDS does. ``'index'``: 0/255 for
+            ``mask == value``. None: the stored values (palette indices,
+            16-bit kept), no checks.
+        value (int, optional): Class value for ``'index'``.
+        threshold (float, optional): The product's ``mask_threshold``: a
+            binary mask that is non-zero but nowhere above it is an error.
+        class_values (Sequence[int], optional): All class values of the
+            product (``'index'``): other non-zero values (except 255) are an
+            error.
+        setting (str): Where the settings named in errors live.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        OSError: The file cannot be decoded, is truncated or corrupt.
+        ValueError: The mask does not fit the convention (the message names
+            the file and the setting to change).
     """
-    mask = read_image(path, grayscale=True)
-    if mode == 'index':
-        if value is None:
-            raise ValueError(f'{path}: value-indexed mask without a class '
-                             'value')
-        mask = np.where(mask == value, 255, 0).astype(np.uint8)
-    return mask
+    buf = _read_bytes(path)
+    raw, palette = decode_mask_file(path, buf)
+    return mask_to_uint8(raw, path, mode, value, threshold, class_values,
+                         palette=palette, setting=setting)
 
 
 @TRANSFORMS.register_module()
@@ -86,18 +126,41 @@ class LoadEpisode(BaseTransform):
 
     Required keys: ``img_path``, ``seg_map_path``, ``support_paths``,
     ``support_mask_paths``, ``mask_mode``, ``support_mask_values``,
-    ``query_mask_value``, ``is_good``.
+    ``query_mask_value``, ``is_good``. Optional: ``conventions`` (product ->
+    ``mask_mode``, ``mask_threshold``, ``class_values``, ``bit_depth``),
+    ``product`` and ``support_products``, so that supports of another
+    product (N-way episodes) are read with their own product's convention.
+
+    Adds ``support_mask_thresholds`` (each support's product threshold) for
+    :class:`BinarizeEpisodeMasks`.
 
     Raises:
-        ValueError: A mask whose size differs from its image's (names both).
+        ValueError: A mask whose size differs from its image's (names both),
+            or a mask that does not fit its product's convention.
     """
 
-    def _load_pair(self, img_path, mask_path, mode, value, is_good=False):
-        img = read_image(img_path)
+    @staticmethod
+    def _convention(results: dict, product: Optional[str]) -> dict:
+        conv = (results.get('conventions') or {}).get(product)
+        if conv is None:
+            conv = dict(
+                mask_mode=results.get('mask_mode', 'binary'),
+                mask_threshold=results.get('mask_threshold'),
+                class_values=None,
+                bit_depth=None)
+        return conv
+
+    def _load_pair(self, img_path, mask_path, conv, value, product,
+                   is_good=False):
+        img = read_image(img_path, bit_depth=conv.get('bit_depth'))
         if is_good or mask_path is None:
             mask = np.zeros(img.shape[:2], np.uint8)
         else:
-            mask = read_mask(mask_path, mode, value)
+            mask = read_mask(
+                mask_path, conv['mask_mode'], value,
+                threshold=conv.get('mask_threshold'),
+                class_values=conv.get('class_values'),
+                setting=f'product {product!r}' if product else 'the product')
             if mask.shape != img.shape[:2]:
                 raise ValueError(
                     f'mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} '
@@ -105,26 +168,33 @@ class LoadEpisode(BaseTransform):
         return img, mask
 
     def transform(self, results: dict) -> dict:
-        mode = results.get('mask_mode', 'binary')
+        product = results.get('product')
+        conv = self._convention(results, product)
         img, mask = self._load_pair(results['img_path'],
-                                    results.get('seg_map_path'), mode,
-                                    results.get('query_mask_value'),
+                                    results.get('seg_map_path'), conv,
+                                    results.get('query_mask_value'), product,
                                     results.get('is_good', False))
         results['img'] = img
         results['gt_mask'] = mask
         results['ori_shape'] = img.shape[:2]
         results['img_shape'] = img.shape[:2]
-        s_imgs, s_masks = [], []
-        values = results.get('support_mask_values') or [None] * len(
-            results['support_paths'])
-        for p, mp, v in zip(results['support_paths'],
-                            results['support_mask_paths'], values):
-            si, sm = self._load_pair(p, mp, mode, v)
+        n = len(results['support_paths'])
+        s_imgs, s_masks, s_thr = [], [], []
+        values = results.get('support_mask_values') or [None] * n
+        products = results.get('support_products') or [product] * n
+        for p, mp, v, sp in zip(results['support_paths'],
+                                results['support_mask_paths'], values,
+                                products):
+            sconv = self._convention(results, sp)
+            si, sm = self._load_pair(p, mp, sconv, v, sp)
             s_imgs.append(si)
             s_masks.append(sm)
+            s_thr.append(sconv.get('mask_threshold'))
         results['support_imgs'] = s_imgs
         results['support_masks'] = s_masks
         results['support_ori_shapes'] = [s.shape[:2] for s in s_imgs]
+        if any(t is not None for t in s_thr):
+            results['support_mask_thresholds'] = s_thr
         return results
 
 
@@ -179,8 +249,10 @@ class BinarizeEpisodeMasks(BaseTransform):
     """Threshold the 8-bit masks into 0/1: ``mask > threshold``.
 
     Args:
-        threshold (int, optional): Defaults to the product's
-            ``mask_threshold`` carried in the results (30 for GFDS).
+        threshold (int, optional): One threshold for every mask. Defaults to
+            the product's ``mask_threshold`` carried in the results (30 for
+            GFDS): the query's for the query mask, each support's own
+            product's (``support_mask_thresholds``) for the supports.
     """
 
     def __init__(self, threshold: Optional[int] = None):
@@ -190,9 +262,15 @@ class BinarizeEpisodeMasks(BaseTransform):
         t = self.threshold
         if t is None:
             t = results.get('mask_threshold', 30)
+        s_thr = [t] * len(results['support_masks'])
+        if self.threshold is None and results.get('support_mask_thresholds'):
+            s_thr = [t if st is None else st
+                     for st in results['support_mask_thresholds']]
         results['gt_mask'] = (results['gt_mask'] > t).astype(np.uint8)
-        results['support_masks'] = [(m > t).astype(np.uint8)
-                                    for m in results['support_masks']]
+        results['support_masks'] = [
+            (m > st).astype(np.uint8)
+            for m, st in zip(results['support_masks'], s_thr)
+        ]
         return results
 
 
