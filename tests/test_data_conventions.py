@@ -147,7 +147,7 @@ def test_unambiguous_mask_conventions_are_read(tmp_path, writer, spec):
 
 @pytest.mark.parametrize('writers,spec,match', [
     ((_mask_low, _mask_0255), {}, r'a0.png: every non-zero mask value is <= '
-     r'mask_threshold 30 .*set mask_threshold below 20'),
+     r'mask_threshold 30 .*set mask_threshold of product .p. below 20'),
     # {0, 1} masks are unambiguous 0/1 masks; {0, 2} are not
     ((_mask_index, _mask_index), {}, r'b0.png: every non-zero mask value is '
      r"<= mask_threshold 30.*set mask_mode='index' for product 'p'"),

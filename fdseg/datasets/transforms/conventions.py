@@ -199,7 +199,8 @@ def mask_to_uint8(arr: np.ndarray,
                   threshold: Optional[float] = None,
                   class_values: Optional[Iterable[int]] = None,
                   palette: bool = False,
-                  setting: str = 'the product') -> np.ndarray:
+                  setting: str = 'the product',
+                  index_hint: Optional[str] = None) -> np.ndarray:
     """Convert a decoded mask to uint8 ``[H, W]`` in the given convention.
 
     Args:
@@ -220,6 +221,8 @@ def mask_to_uint8(arr: np.ndarray,
         palette (bool): ``arr`` holds palette indices.
         setting (str): Where the settings named in errors live (e.g.
             ``"product 'neu_seg'"``).
+        index_hint (str, optional): What to do with a value-indexed mask
+            passed as binary; defaults to setting ``mask_mode='index'``.
 
     Raises:
         ValueError: A mask that does not fit the convention; the message
@@ -240,6 +243,7 @@ def mask_to_uint8(arr: np.ndarray,
                          f'(min {arr.min()})')
     if mode == 'index':
         return _index_mask(arr, name, value, class_values, setting)
+    index_hint = index_hint or f"set mask_mode='index' for {setting}"
     if mode != 'binary':
         raise ValueError(f"mask_mode must be 'binary' or 'index', got "
                          f'{mode!r}')
@@ -248,8 +252,7 @@ def mask_to_uint8(arr: np.ndarray,
         if len(used) > 1:
             raise ValueError(
                 f'{name}: palette mask with several non-zero indices {used}; '
-                f"it looks value-indexed: set mask_mode='index' (and "
-                f'index_map) for {setting}')
+                f'it looks value-indexed: {index_hint}')
         return (arr != 0).astype(np.uint8) * 255
     hi = float(arr.max(initial=0))
     if arr.dtype == bool or hi <= 1:
@@ -270,9 +273,9 @@ def mask_to_uint8(arr: np.ndarray,
             raise ValueError(
                 f'{name}: every non-zero mask value is <= mask_threshold '
                 f'{threshold} (max {int(hi) if hi == int(hi) else hi}), so '
-                'its foreground would be empty. If the mask is value-indexed '
-                f"set mask_mode='index' for {setting}; if its foreground "
-                f'value is {top}, set mask_threshold below {top}')
+                'its foreground would be empty. If the mask is value-indexed, '
+                f'{index_hint}; if its foreground value is {top}, set '
+                f'mask_threshold of {setting} below {top}')
     return out
 
 
