@@ -531,9 +531,10 @@ def write_outputs(out: str,
     replaced, the call raises :class:`OutputDirError` instead), the earlier
     ``predictions/`` (ours) is moved aside, the new one moved in, and
     ``metrics.json`` replaced last (its presence marks a complete output).
-    A failure puts the earlier output back. Without ``predictions`` an
-    earlier fdseg ``predictions/`` is removed so that the folder never
-    mixes two runs.
+    An earlier ``gfds_report.json`` (ours) is removed as well; a benchmark
+    metric writes its new one after this call. A failure puts the earlier
+    output back. Without ``predictions`` an earlier fdseg ``predictions/``
+    is removed so that the folder never mixes two runs.
 
     Args:
         out (str): Output folder.
@@ -559,14 +560,21 @@ def write_outputs(out: str,
                 os.replace(osp.join(out, *src.split('/')), dst)
         final_pred = osp.join(out, PREDICTIONS_NAME)
         final_json = osp.join(out, METRICS_NAME)
-        old_pred = osp.join(staging.path, 'old-predictions')
+        # Earlier outputs (ours, checked below) moved aside, restored on
+        # failure: predictions/ and a gfds_report.json of an earlier run,
+        # which a benchmark metric writes anew after this call.
+        aside = [(final_pred, osp.join(staging.path, 'old-predictions')),
+                 (osp.join(out, REPORT_NAME),
+                  osp.join(staging.path, 'old-' + REPORT_NAME))]
         with _GUARD.deferred():
             # Again: something may have appeared during the run.
             check_output_dir(out, 'output_dir')
-            had_old = osp.lexists(final_pred)
-            if had_old:
-                os.replace(final_pred, old_pred)
+            moved = []
             try:
+                for final, old in aside:
+                    if osp.lexists(final):
+                        os.replace(final, old)
+                        moved.append((final, old))
                 if predictions is not None:
                     os.replace(staged_pred, final_pred)
                 os.replace(tmp_json, final_json)
@@ -574,8 +582,8 @@ def write_outputs(out: str,
                 if predictions is not None and osp.lexists(final_pred) \
                         and not osp.lexists(staged_pred):
                     os.replace(final_pred, staged_pred)
-                if had_old:
-                    os.replace(old_pred, final_pred)
+                for final, old in moved:
+                    os.replace(old, final)
                 raise
     finally:
         staging.discard()

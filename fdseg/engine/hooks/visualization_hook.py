@@ -19,7 +19,9 @@ class FewShotVisualizationHook(Hook):
         draw (bool): Off by default; ``tools/test.py --show-dir`` turns it on.
         interval (int): Draw every ``interval``-th episode.
         show_dir (str, optional): Output folder; relative paths go under the
-            run's log dir. Files: ``<product>/<category>/<stem>.png``.
+            run's log dir. Files: ``<product>/<category>/<stem>.png``. An
+            existing file or a folder that cannot be written fails before
+            the first episode (``before_val`` / ``before_test``).
         show (bool): Also show in a window.
         wait_time (float): For ``show``.
     """
@@ -38,6 +40,26 @@ class FewShotVisualizationHook(Hook):
         self.show = show
         self.wait_time = wait_time
         self._count = 0
+
+    def _root(self, runner) -> Optional[str]:
+        if self.show_dir is None:
+            return None
+        return self.show_dir if osp.isabs(self.show_dir) else \
+            osp.join(runner.log_dir, self.show_dir)
+
+    def _check(self, runner) -> None:
+        # Fail before the first episode, naming the folder.
+        if self.draw and self.show_dir is not None:
+            from fdseg.evaluation.writers import check_output_dirs
+            check_output_dirs(show_dir=osp.abspath(self._root(runner)))
+
+    def before_val(self, runner) -> None:
+        """Check ``show_dir`` before the first episode."""
+        self._check(runner)
+
+    def before_test(self, runner) -> None:
+        """Check ``show_dir`` before the first episode."""
+        self._check(runner)
 
     def _draw(self, runner, outputs: Sequence, mode: str) -> None:
         if not self.draw:
@@ -59,8 +81,7 @@ class FewShotVisualizationHook(Hook):
                          for m in sample.support_masks]
             out_file = None
             if self.show_dir is not None:
-                root = self.show_dir if osp.isabs(self.show_dir) else \
-                    osp.join(runner.log_dir, self.show_dir)
+                root = self._root(runner)
                 stem = osp.splitext(osp.basename(meta['img_path']))[0]
                 d = osp.join(root, meta.get('product', ''),
                              meta.get('category', ''))
@@ -72,7 +93,9 @@ class FewShotVisualizationHook(Hook):
                 step=self._count, supports=supports, support_masks=masks)
 
     def after_val_iter(self, runner, batch_idx, data_batch, outputs) -> None:
+        """Draw the episodes of a validation batch."""
         self._draw(runner, outputs, 'val')
 
     def after_test_iter(self, runner, batch_idx, data_batch, outputs) -> None:
+        """Draw the episodes of a test batch."""
         self._draw(runner, outputs, 'test')
