@@ -341,10 +341,13 @@ def _imdecode_checked(path: str, buf: np.ndarray, flags: int):
     caught in the window is written back to stderr.
     """
     with _CAPTURE_LOCK:
-        sink = _capture_file()
+        try:
+            sink = _capture_file()
+            saved = os.dup(2)
+        except OSError:  # no usable fd 2 (or no temp dir): decode unchecked
+            return cv2.imdecode(buf, flags)
         sink.seek(0)
         sink.truncate()
-        saved = os.dup(2)
         try:
             os.dup2(sink.fileno(), 2)
             img = cv2.imdecode(buf, flags)
