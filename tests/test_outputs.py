@@ -330,6 +330,26 @@ def test_signal_removes_staging(tmp_path, sig):
     assert not out.exists(), os.listdir(out)
 
 
+def test_forked_worker_leaves_the_parents_staging(tmp_path):
+    """A data-loader worker inherits the handler: it must not clean up."""
+    out = tmp_path / 'out'
+    metric = FewShotIoUMetric(output_dir=str(out))
+    metric.process(None, [episode()])
+    mine = staging(out)
+    pid = os.fork()
+    if pid == 0:  # the worker, stopped like a scheduler stops everyone
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    assert staging(out) == mine
+    metric.evaluate(1)
+    assert staging(out) == []
+
+
 def test_stale_staging_of_dead_runs_is_removed_live_ones_kept(tmp_path):
     out = tmp_path / 'out'
     dead = start_stager(tmp_path, out, 'kill')

@@ -334,9 +334,9 @@ class _StagingGuard:
             created: Sequence[str] = ()) -> None:
         with self._lock:
             if self._pid != os.getpid():
-                # A forked child starts with its parent's folders: not ours.
+                # A forked child starts with its parent's folders: not ours
+                # (it keeps the parent's previous handlers: see _install).
                 self._live.clear()
-                self._previous.clear()
                 self._pid = None
             if not self._live:
                 self._install()
@@ -395,6 +395,9 @@ class _StagingGuard:
             if signum is None:
                 continue
             previous = signal.getsignal(signum)
+            if previous == self._handler:
+                # Inherited from a forked parent: chain to what it replaced.
+                previous = self._previous.get(signum, signal.SIG_DFL)
             if previous is None:
                 continue  # set outside Python: cannot restore it
             signal.signal(signum, self._handler)
@@ -474,20 +477,23 @@ class StagingDir:
 
     def __init__(self, parent: str, tag: str,
                  on_remove: Optional[Callable[[], None]] = None) -> None:
-        created = _makedirs(parent)
         remove_stale_staging(parent)
         self.parent = parent
         self.name = (f'{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}'
                      f'-{tag}')
         self.path = osp.abspath(osp.join(parent, self.name))
-        os.mkdir(self.path)
-        _GUARD.add(self.path, on_remove, created)
-        try:
-            with open(osp.join(self.path, OWNER_FILE), 'w') as f:
-                json.dump(_owner_record(), f)
-        except BaseException:
-            self.discard()
-            raise
+        # Registered (handlers installed) before anything is created, and
+        # a signal meanwhile waits: no moment leaves an unguarded folder.
+        with _GUARD.deferred():
+            _GUARD.add(self.path, on_remove)
+            try:
+                _GUARD.add(self.path, on_remove, _makedirs(parent))
+                os.mkdir(self.path)
+                with open(osp.join(self.path, OWNER_FILE), 'w') as f:
+                    json.dump(_owner_record(), f)
+            except BaseException:
+                self.discard()
+                raise
 
     @property
     def alive(self) -> bool:
