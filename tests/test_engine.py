@@ -311,3 +311,67 @@ def test_cpu_ddp_two_processes(tmp_path):
     # Only rank 0 writes checkpoints; they hold the synchronised weights.
     ckpt = _weights(osp.join(wd, 'iter_4.pth'))
     _assert_same_state(ckpt['state_dict'], r0)
+
+
+def _bad_checkpoints(ckpt, root):
+    """Variants of a good fdseg checkpoint, each wrong in one way."""
+    good = _weights(ckpt)
+    sd = good['state_dict']
+    variants = {
+        'missing': dict(good, state_dict={'linear.weight': sd['linear.weight']}),
+        'unexpected': dict(good, state_dict=dict(sd, extra=torch.zeros(1))),
+        'shape': dict(good, state_dict=dict(
+            sd, **{'linear.weight': torch.zeros(1, 3)})),
+        'no_state_dict': dict(sd),
+        'other_model': dict(good, state_dict={
+            'conv.weight': torch.zeros(1), 'conv.bias': torch.zeros(1)}),
+    }
+    paths = {}
+    for name, obj in variants.items():
+        paths[name] = str(root / f'{name}.pth')
+        torch.save(obj, paths[name])
+    return paths
+
+
+# What each bad checkpoint's error must name.
+_BAD_NAMES = {
+    'missing': ['missing keys (1): linear.bias'],
+    'unexpected': ['unexpected keys (1): extra'],
+    'shape': ['linear.weight (1, 3) vs model (1, 8)'],
+    'no_state_dict': ['is not an fdseg checkpoint', "'linear.weight'"],
+    'other_model': ['checkpoint of another model', 'conv.weight'],
+}
+
+
+def test_test_tool_checkpoints_load_strictly(trained, tmp_path):
+    """A checkpoint that does not fit the model stops the run, naming keys."""
+    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'),
+                             tmp_path)
+    test_py = osp.join(TOOLS, 'test.py')
+    procs = {name: _start([test_py, trained['cfg'], path, '--work-dir',
+                           str(tmp_path / f'wd_{name}')], cwd=str(tmp_path))
+             for name, path in paths.items()}
+    procs['non_strict'] = _start([
+        test_py, trained['cfg'], paths['missing'], '--non-strict',
+        '--work-dir', str(tmp_path / 'wd_ns')], cwd=str(tmp_path))
+    for name, proc in procs.items():
+        code, out = _finish(proc, 120)
+        if name == 'non_strict':
+            assert code == 0, out[-3000:]
+            assert 'NON-STRICT LOAD' in out and 'linear.bias' in out
+            continue
+        assert code != 0, (name, out[-3000:])
+        assert paths[name] in out and 'Traceback' not in out, out[-3000:]
+        for text in _BAD_NAMES[name]:
+            assert text in out, (name, text, out[-3000:])
+
+
+def test_resume_loads_strictly(trained, tmp_path):
+    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'),
+                             tmp_path)
+    code, out = _finish(_start([
+        osp.join(TOOLS, 'train.py'), trained['cfg'], '--work-dir',
+        str(tmp_path / 'wd'), '--resume', paths['unexpected']
+    ], cwd=str(tmp_path)), 120)
+    assert code != 0
+    assert 'unexpected keys (1): extra' in out and '--non-strict' in out

@@ -465,6 +465,11 @@ def test_checkpoint_through_resolver(models, tmp_path, monkeypatch):
         torch.manual_seed(123)
         other = SAM2VideoSegmentor('tiny', checkpoint='sam2.1_hiera_tiny',
                                    image_size=S)
+        # Nothing is read while building; init_weights() loads the file.
+        assert not torch.equal(
+            other.sam2.state_dict()['image_encoder.neck.convs.0.conv.weight'],
+            sd['image_encoder.neck.convs.0.conv.weight'])
+        other.init_weights()
     for k, v in other.sam2.state_dict().items():
         assert torch.equal(v, sd[k]), k
     assert not any(p.requires_grad for p in other.parameters())

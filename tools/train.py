@@ -23,8 +23,15 @@ from mmengine.runner import Runner  # noqa: E402
 
 import fdseg  # noqa: E402,F401
 import fdseg.utils  # noqa: E402
-from fdseg.engine import finalize_dist  # noqa: E402
+from fdseg.utils.config_checks import load_config  # noqa: E402
+from fdseg.engine import CheckpointMismatchError, finalize_dist  # noqa: E402
 from fdseg.registry import RUNNERS  # noqa: E402
+from fdseg.utils.checkpoints import (ChecksumMismatchError,  # noqa: E402
+                                     MissingCheckpointError)
+
+# Errors whose message is the whole story: printed without a traceback.
+USER_ERRORS = (MissingCheckpointError, ChecksumMismatchError,
+               CheckpointMismatchError)
 
 
 def register_all_modules():
@@ -62,6 +69,11 @@ def parse_args(argv=None):
         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch>=2.0) or
     # --local_rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint whose keys do not all match the model '
+        '(mismatched keys keep their initial values; a warning lists them)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -71,10 +83,13 @@ def parse_args(argv=None):
 
 def build_cfg(args) -> Config:
     """Load the config and apply the command-line overrides."""
-    cfg = Config.fromfile(args.config)
+    # Names the file of a syntax error, warns about misspelled top-level
+    # keys and type-checks --cfg-options against the values they replace.
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+
+    if args.non_strict:
+        cfg.load_strict = False
 
     # work_dir priority: CLI > config > ./work_dirs/<config stem>
     if args.work_dir is not None:
@@ -127,6 +142,10 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except USER_ERRORS as e:
+        print(f'\nerror: {e}', file=sys.stderr)
+        sys.exit(1)
     # Distributed runs leave through a barrier + os._exit (see finalize_dist).
     finalize_dist()

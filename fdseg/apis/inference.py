@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 from fdseg.datasets.transforms import read_image, read_mask
 from fdseg.datasets.transforms.conventions import (image_to_rgb_uint8,
@@ -36,7 +35,8 @@ ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, Any]
 def init_model(config: Union[str, Config],
                checkpoint: Optional[str] = None,
                device: str = 'cpu',
-               cfg_options: Optional[dict] = None) -> torch.nn.Module:
+               cfg_options: Optional[dict] = None,
+               strict: bool = True) -> torch.nn.Module:
     """Build a model from a config and optionally load an fdseg checkpoint.
 
     Args:
@@ -46,6 +46,13 @@ def init_model(config: Union[str, Config],
             weights come through the model's ``init_cfg`` instead.
         device (str): Device.
         cfg_options (dict, optional): Overrides merged into the config.
+        strict (bool): The checkpoint must match the model key for key
+            (otherwise the matching keys load and a warning names the rest).
+
+    Raises:
+        MissingCheckpointError: A pretrained file the config names is not
+            in the checkpoint cache (without ``checkpoint``).
+        CheckpointMismatchError: The checkpoint does not fit the model.
     """
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
@@ -54,11 +61,17 @@ def init_model(config: Union[str, Config],
     import fdseg.utils
     fdseg.utils.register_all_modules(init_default_scope=False)
     model = MODELS.build(cfg.model)
-    model.init_weights()
+    # The same rules as tools/test.py (fdseg.engine.weights): pretrained
+    # files without a checkpoint; a checkpoint loads strictly.
+    from fdseg.engine.checkpoint import load_trusted_checkpoint
+    from fdseg.engine.weights import (check_fdseg_checkpoint,
+                                      prepare_weights)
+    prepare_weights(model, checkpoint_given=checkpoint is not None)
     if checkpoint is not None:
-        from fdseg.engine.checkpoint import trusted_checkpoint_loading
-        with trusted_checkpoint_loading():
-            load_checkpoint(model, checkpoint, map_location='cpu')
+        ckpt = load_trusted_checkpoint(checkpoint, map_location='cpu')
+        model.load_state_dict(
+            check_fdseg_checkpoint(model, ckpt, checkpoint, strict),
+            strict=strict)
     model.cfg = cfg
     return model.to(device).eval()
 

@@ -12,6 +12,8 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from fdseg.registry import RUNNERS
 from .checkpoint import load_trusted_checkpoint
 from .dist import init_cpu_dist, resolve_dist_backend
+from .weights import (check_fdseg_checkpoint, log_weights_report,
+                      prepare_weights)
 
 # Wrapper types that mean "the default DDP": on CPU they become the CPU one.
 _DEFAULT_DDP_TYPES = (None, 'MMDistributedDataParallel',
@@ -37,6 +39,16 @@ class FDSegRunner(Runner):
       checkpoints hold the message hub (``HistoryBuffer``), which torch>=2.6's
       weights-only default refuses. Pretrained weights loaded through a
       model's ``init_cfg`` keep torch's safe default.
+    * **Weights before testing.** :meth:`test` and :meth:`val` load every
+      pretrained file the config names before the first episode (mmengine
+      does so only in ``train()``), or stop with the resolver's message;
+      with an fdseg checkpoint only the refiners' files (which checkpoints
+      do not carry) are needed. Each run logs once which weights it uses
+      (file and sha256 prefix, or ``RANDOM``).
+    * **Strict checkpoints.** fdseg checkpoints (``load_from``, ``--resume``,
+      ``tools/test.py CONFIG CKPT``) must match the model key for key;
+      ``load_strict=False`` in the config (``--non-strict``) loads the
+      matching keys and warns about the rest.
     * **Backend choice.** ``env_cfg.dist_cfg.backend='auto'`` (or no backend)
       becomes ``'nccl'`` with CUDA and ``'gloo'`` without.
     * **CPU distributed.** Without CUDA, a launcher other than ``'none'``
@@ -94,11 +106,48 @@ class FDSegRunner(Runner):
             model_wrapper_cfg['type'] = _CPU_DDP_TYPE
         return model_wrapper_cfg
 
+    @property
+    def _bare_model(self) -> nn.Module:
+        return self.model.module if is_model_wrapper(self.model) \
+            else self.model
+
+    def _checkpoint_to_load(self) -> Optional[str]:
+        """The fdseg checkpoint ``load_or_resume`` will load, if any."""
+        if self._resume and self._load_from is None:
+            from mmengine.runner.checkpoint import find_latest_checkpoint
+            return find_latest_checkpoint(self.work_dir)
+        return self._load_from
+
+    def _before_eval(self) -> None:
+        prepare_weights(self._bare_model,
+                        checkpoint_given=self._checkpoint_to_load()
+                        is not None)
+
+    def test(self) -> dict:
+        """Load the weights (see the class docstring), then test."""
+        self._before_eval()
+        return super().test()
+
+    def val(self) -> dict:
+        """Load the weights (see the class docstring), then validate."""
+        self._before_eval()
+        return super().val()
+
+    def load_or_resume(self) -> None:
+        """As mmengine's, then log which weights the run uses (once)."""
+        super().load_or_resume()
+        if not getattr(self, '_weights_reported', False):
+            self._weights_reported = True
+            log_weights_report(self._bare_model,
+                               self._loaded_checkpoint_path)
+
+    _loaded_checkpoint_path: Optional[str] = None
+
     def load_checkpoint(self,
                         filename: str,
                         map_location: Union[str, Callable] = 'cpu',
-                        strict: bool = False,
-                        revise_keys: list = [(r'^module.', '')]) -> dict:
+                        strict: Optional[bool] = None,
+                        revise_keys: list = [(r'^module\.', '')]) -> dict:
         """Load an fdseg checkpoint into the model (trusted unpickling).
 
         Same contract as :meth:`mmengine.runner.Runner.load_checkpoint`;
@@ -108,20 +157,31 @@ class FDSegRunner(Runner):
             filename (str): Local path (loaded with ``weights_only=False``) or
                 URL (mmengine's loaders, torch's weights-only default).
             map_location (str | callable): As in :func:`torch.load`.
-            strict (bool): Require exactly matching keys.
+            strict (bool, optional): Require exactly matching keys; None
+                (what ``load_or_resume`` / ``resume`` pass) takes the
+                config's ``load_strict`` (default True).
             revise_keys (list): ``(pattern, replacement)`` pairs applied to
                 state-dict keys.
 
         Returns:
             dict: The loaded checkpoint.
+
+        Raises:
+            CheckpointMismatchError: Not an fdseg checkpoint, or (strict)
+                keys that do not match the model; the message names them.
         """
+        if strict is None:
+            strict = bool(self.cfg.get('load_strict', True))
         checkpoint = load_trusted_checkpoint(
             filename, map_location=map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = self.model.module if is_model_wrapper(
-            self.model) else self.model
-        checkpoint = _load_checkpoint_to_model(
-            model, checkpoint, strict, revise_keys=revise_keys)
+        model = self._bare_model
+        state = check_fdseg_checkpoint(model, checkpoint, filename, strict,
+                                       revise_keys)
+        # Keys are checked (and revised) above; mmengine only copies them.
+        _load_checkpoint_to_model(model, dict(checkpoint, state_dict=state),
+                                  strict=False, revise_keys=[])
         self._has_loaded = True
+        self._loaded_checkpoint_path = filename
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint

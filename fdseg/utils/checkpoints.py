@@ -187,6 +187,49 @@ class ChecksumMismatchError(RuntimeError):
     """A registered checkpoint's sha256 differs from the recorded one."""
 
 
+class MissingCheckpointError(FileNotFoundError):
+    """A pretrained file is not in the checkpoint cache (or the path).
+
+    Its message names the checkpoint, the file, the download URL, the full
+    target path and the environment variable that moves the cache.
+    """
+
+
+# Attribute on a module that lists the weight files it loaded; read by
+# :func:`loaded_weights` for the run's "weights loaded from" report.
+_LOADED_ATTR = '_fdseg_loaded_weights'
+
+
+def record_loaded_weights(module, name: str, path: str) -> None:
+    """Remember that ``module`` took its weights from ``path``.
+
+    Args:
+        module (nn.Module): The module that loaded the file.
+        name (str): The checkpoint name the config gave (or the path).
+        path (str): The resolved local file.
+    """
+    records = module.__dict__.setdefault(_LOADED_ATTR, [])
+    records.append((str(name), osp.abspath(path)))
+
+
+def loaded_weights(model) -> List[Tuple[str, str, str, str]]:
+    """All weight files the modules of ``model`` recorded.
+
+    Args:
+        model (nn.Module): A model after ``init_weights()``.
+
+    Returns:
+        list[tuple]: ``(module_name, module_type, checkpoint_name, path)``
+        in module order.
+    """
+    out = []
+    for mod_name, mod in model.named_modules():
+        for name, path in mod.__dict__.get(_LOADED_ATTR, ()):
+            out.append((mod_name or '(model)', type(mod).__name__, name,
+                        path))
+    return out
+
+
 def get_cache_dir() -> str:
     """Directory holding the registered checkpoints.
 
@@ -344,17 +387,17 @@ def resolve_checkpoint(name_or_path: str, verify: bool = True) -> str:
             target = osp.join(get_cache_dir(), fname)
             if osp.isfile(target):
                 return target
-            raise FileNotFoundError(
+            raise MissingCheckpointError(
                 f"'{name_or_path}' is a URL and fdseg never downloads. Save "
                 f"'{fname}' from it as:\n    {target}\n(or set "
                 f"{ENV_CHECKPOINT_DIR}=<dir> to use another directory).")
-        raise FileNotFoundError(
+        raise MissingCheckpointError(
             f"'{name_or_path}' is neither an existing file nor a registered "
             f"checkpoint name. Registered names: {sorted(CHECKPOINTS)}.")
     name, entry = found
     target = osp.join(get_cache_dir(), entry['filename'])
     if not osp.isfile(target):
-        raise FileNotFoundError(_missing_message(name, entry, target))
+        raise MissingCheckpointError(_missing_message(name, entry, target))
     if verify:
         _verify(name, entry, target)
     return target
@@ -463,6 +506,9 @@ class ResolverPretrainedMixin:
     init_cfg entries (e.g. ``Kaiming``) still run through mmengine first.
     """
 
+    #: Runs with random weights are reported (see ``prepare_weights``).
+    expects_pretrained = True
+
     def load_pretrained_state_dict(self, state_dict: Dict[str, torch.Tensor]
                                    ) -> None:
         """Copy a third-party state dict into the module (override)."""
@@ -487,13 +533,14 @@ class ResolverPretrainedMixin:
                 super().init_weights()  # type: ignore[misc]
             finally:
                 self.init_cfg = original
+        path = resolve_checkpoint(pretrained['checkpoint'])
         state = load_third_party_state_dict(
-            pretrained['checkpoint'],
-            map_location=pretrained.get('map_location', 'cpu'),
+            path, map_location=pretrained.get('map_location', 'cpu'),
             key=pretrained.get('key'), prefix=pretrained.get('prefix'))
         self.load_pretrained_state_dict(state)
+        record_loaded_weights(self, pretrained['checkpoint'], path)
         print_log(f'{type(self).__name__}: loaded {len(state)} tensors from '
-                  f"{pretrained['checkpoint']}", logger='current',
+                  f"{pretrained['checkpoint']} ({path})", logger='current',
                   level=logging.INFO)
         self._is_init = True
 

@@ -11,7 +11,38 @@ class BaseRefiner(BaseModule, metaclass=ABCMeta):
 
     A refiner is composed after any head in :class:`FewShotSegmentor`
     (``refiner=dict(type=...)``).
+
+    Its foundation model (ultralytics FastSAM, sam2) lives outside the
+    module's ``state_dict``, so fdseg checkpoints never carry it:
+    :meth:`init_weights` resolves the file through the offline resolver
+    (failing early, naming the file, when it is missing) and the model
+    itself is built lazily on first use. fdseg's runner calls
+    :meth:`init_weights` of such modules even when it loads an fdseg
+    checkpoint (``weights_outside_state_dict``).
     """
+
+    #: Weights come from a file named by ``self.checkpoint``, not from the
+    #: state dict (read by :func:`fdseg.engine.weights.prepare_weights`).
+    weights_outside_state_dict = True
+    #: Runs with random weights are reported (see ``prepare_weights``).
+    expects_pretrained = True
+
+    def init_weights(self) -> None:
+        """Resolve (and record) the refiner's weight file; build nothing.
+
+        Raises:
+            MissingCheckpointError: The file is not in the checkpoint cache.
+        """
+        super().init_weights()
+        checkpoint = getattr(self, 'checkpoint', None)
+        if checkpoint is None:
+            return  # random weights (tests); reported by the runner
+        from fdseg.utils.checkpoints import (record_loaded_weights,
+                                             resolve_checkpoint)
+        if not any(n == checkpoint for n, _ in
+                   self.__dict__.get('_fdseg_loaded_weights', ())):
+            record_loaded_weights(self, checkpoint,
+                                  resolve_checkpoint(checkpoint))
 
     @abstractmethod
     def refine(self, imgs: Tensor, coarse: Tensor,

@@ -210,8 +210,9 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
         self.sam2 = build_sam2(
             self.model_cfg, ckpt_path=None, device='cpu', mode='eval',
             hydra_overrides_extra=overrides, apply_postprocessing=False)
-        if checkpoint is not None:
-            self.load_sam2_checkpoint(checkpoint)
+        # Loaded by init_weights() (the runner calls it before testing):
+        # nothing is read from disk while the model is built.
+        self.checkpoint = checkpoint
         # Training-free: SAM2 stays frozen and in eval mode (its memory
         # attention has dropout, and track_step branches on self.training).
         self.sam2.requires_grad_(False)
@@ -225,6 +226,15 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
     # ------------------------------------------------------------------
     # weights and modes
     # ------------------------------------------------------------------
+    #: Runs with random weights are reported (see ``prepare_weights``).
+    expects_pretrained = True
+
+    def init_weights(self) -> None:
+        """Load ``checkpoint`` (if any) into the SAM2 model."""
+        if self.checkpoint is not None:
+            self.load_sam2_checkpoint(self.checkpoint)
+        self._is_init = True
+
     def load_sam2_checkpoint(self, checkpoint: str) -> None:
         """Load official SAM2 weights (``{'model': state_dict}``), strictly.
 
@@ -234,9 +244,13 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
         """
         # The offline resolver: no download, a precise message when the file
         # is missing, and torch.load(weights_only=True).
-        from fdseg.utils.checkpoints import load_third_party_state_dict
-        state = load_third_party_state_dict(checkpoint, key='model')
+        from fdseg.utils.checkpoints import (load_third_party_state_dict,
+                                             record_loaded_weights,
+                                             resolve_checkpoint)
+        path = resolve_checkpoint(checkpoint)
+        state = load_third_party_state_dict(path, key='model')
         self.sam2.load_state_dict(state, strict=True)
+        record_loaded_weights(self, checkpoint, path)
 
     def train(self, mode: bool = True):
         """Set the mode; the SAM2 model itself always stays in eval."""

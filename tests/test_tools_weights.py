@@ -1,0 +1,293 @@
+"""tools/test.py loads the weights a config names, for every model family.
+
+The way a user runs it: a subprocess, official-format weight files (random
+values) in a temporary checkpoint cache, generated episodes, ``--out``.
+The predictions it writes must equal the model-level reference (the same
+weights through ``init_model``, i.e. the path the official-code equivalence
+tests cover). With the cache empty the command must fail before the first
+episode, naming the missing file.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+
+from fdseg.registry import DATASETS
+from tests.subprocess_utils import finish, start
+from tests.test_backbones import reference_student
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TEST_PY = osp.join(REPO, 'tools', 'test.py')
+
+
+def _cfg(path):
+    return osp.join(REPO, 'configs', path)
+
+
+SYNTH = ['test_dataloader.dataset.num_images=2',
+         'test_dataloader.dataset.image_size=64',
+         'test_dataloader.dataset.products=[fabric]',
+         'test_dataloader.dataset.max_episodes_per_category=1']
+GFDS = ['test_dataloader.dataset.products=[Steel]',
+        'test_dataloader.dataset.check_counts=False',
+        'test_dataloader.num_workers=0', 'custom_hooks=[]']
+
+# family -> (config, cfg-options, files it needs: registered names)
+FAMILIES = {
+    'pdn': ('fm/fm_pdn-s_no-train_synthetic-all-1shot.py', SYNTH,
+            ['gfds_fm_small']),
+    'dino': ('fm/fm_dino-vits8_no-train_synthetic-all-1shot.py',
+             SYNTH + ['model.backbone.timm_kwargs.depth=1'], ['dino_vits8']),
+    'dinov2': ('fm/fm_dinov2-vits14_no-train_gfds-all-1shot.py',
+               GFDS + ['model.backbone.timm_kwargs.depth=1'],
+               ['dinov2_vits14']),
+    'resnet': ('fm/fm_r18-l2_no-train_gfds-all-1shot.py', GFDS,
+               ['torchvision_resnet18']),
+    'fastsam': ('fm/fm-fastsam-s_pdn-l_no-train_synthetic-all-1shot.py',
+                SYNTH, ['gfds_fm_large', 'fastsam_s']),
+    # boxes: one prompt per defect component (points mode prompts every
+    # foreground pixel: minutes on CPU with random weights).
+    'sam2-refiner': ('fm/fm-sam2-boxes_pdn-l_no-train_synthetic-all-1shot.py',
+                     SYNTH + ['model.refiner.image_size=256'],
+                     ['gfds_fm_large', 'sam2.1_hiera_small']),
+    'sam2-video': ('sam2/sam2_hiera-s-256_no-train_synthetic-all-1shot.py',
+                   SYNTH, ['sam2.1_hiera_small']),
+}
+
+
+# ------------------------------------------------------- official-format files
+def _write_pdn(path, large):
+    torch.manual_seed(1)
+    torch.save(reference_student(256 if large else 128, large).state_dict(),
+               path)
+
+
+def _write_vit(path, model_name, mask_token=False):
+    import timm
+    torch.manual_seed(2)
+    vit = timm.create_model(model_name, pretrained=False, num_classes=0,
+                            depth=1, dynamic_img_size=True)
+    sd = dict(vit.state_dict())
+    if mask_token:  # present in the official DINOv2 files
+        sd['mask_token'] = torch.zeros(1, sd['cls_token'].shape[-1])
+    torch.save(sd, path)
+
+
+def _write_resnet18(path):
+    import torchvision
+    torch.manual_seed(3)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+
+
+def _write_fastsam(path):
+    from ultralytics.nn.tasks import SegmentationModel
+    torch.manual_seed(4)
+    net = SegmentationModel('yolov8n-seg.yaml', nc=1, verbose=False)
+    for seq in net.model[-1].cv3:  # random nets must still detect something
+        seq[-1].bias.data.fill_(2.0)
+    net.task = 'segment'
+    torch.save(dict(model=net, train_args=dict(task='segment')), path)
+
+
+def _write_sam2(path):
+    from sam2.build_sam import build_sam2
+    torch.manual_seed(5)
+    net = build_sam2('configs/sam2.1/sam2.1_hiera_s.yaml', None,
+                     device='cpu', mode='eval')
+    torch.save({'model': net.state_dict()}, path)
+
+
+WRITERS = {
+    'gfds_fm_small': lambda p: _write_pdn(p, False),
+    'gfds_fm_large': lambda p: _write_pdn(p, True),
+    'dino_vits8': lambda p: _write_vit(p, 'vit_small_patch8_224'),
+    'dinov2_vits14': lambda p: _write_vit(p, 'vit_small_patch14_dinov2',
+                                          mask_token=True),
+    'torchvision_resnet18': _write_resnet18,
+    'fastsam_s': _write_fastsam,
+    'sam2.1_hiera_small': _write_sam2,
+}
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    """A checkpoint cache holding one random official-format file per name."""
+    from fdseg.utils.checkpoints import CHECKPOINTS
+    d = tmp_path_factory.mktemp('ckpt_cache')
+    for name, write in WRITERS.items():
+        write(str(d / CHECKPOINTS[name]['filename']))
+    return d
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    """Synthetic benchmark + a small GFDS-layout 'Steel' product."""
+    from tests.conftest import write_product
+    root = tmp_path_factory.mktemp('tw_data')
+    write_product(str(root / 'gfds'), 'Steel', ['Am', 'Ld', 'Sc'], n=2,
+                  size=(64, 48))
+    return root
+
+
+def _options(family, data, cache):
+    config, opts, _ = FAMILIES[family]
+    root = data / ('gfds' if '_gfds-' in config else 'synthetic')
+    opts = list(opts) + [f'test_dataloader.dataset.data_root={root}']
+    from fdseg.utils.checkpoints import CHECKPOINTS
+    f = cache / CHECKPOINTS['torchvision_resnet18']['filename']
+    if family == 'resnet' and f.is_file():
+        # torchvision files carry an 8-hex sha256 prefix a random file cannot
+        # match: name the file by path (a registered name is checked).
+        opts.append(f'model.backbone.init_cfg.checkpoint={f}')
+    return opts
+
+
+def _run(family, data, cache_dir, tmp):
+    config, _, _ = FAMILIES[family]
+    env_cache = str(cache_dir)
+    args = [TEST_PY, _cfg(config), '--work-dir', str(tmp / 'wd'), '--out',
+            str(tmp / 'out'), '--cfg-options',
+            *_options(family, data, cache_dir)]
+    old = os.environ.get('FDSEG_CHECKPOINT_DIR')
+    os.environ['FDSEG_CHECKPOINT_DIR'] = env_cache
+    try:
+        return start(args, cwd=REPO)
+    finally:
+        if old is None:
+            os.environ.pop('FDSEG_CHECKPOINT_DIR')
+        else:
+            os.environ['FDSEG_CHECKPOINT_DIR'] = old
+
+
+def _reference(family, data, cache, monkeypatch):
+    """Predictions of the same config and weights through ``init_model``."""
+    from mmengine.config import DictAction
+    from fdseg.apis import init_model
+    config, _, _ = FAMILIES[family]
+    monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(cache))
+    opts = {}
+    for item in _options(family, data, cache):
+        k, v = item.split('=', 1)
+        opts[k] = DictAction._parse_iterable(v)
+    cfg = Config.fromfile(_cfg(config))
+    cfg.merge_from_dict(opts)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = init_model(cfg)
+        ds = DATASETS.build(cfg.test_dataloader.dataset)
+    out = {}
+    # The tool runs with one thread (tests/subprocess_utils.tool_env); some
+    # kernels (ultralytics' convolutions) round differently with two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        for i in range(len(ds)):
+            sample = model.test_step(pseudo_collate([ds[i]]))[0]
+            meta = sample.metainfo
+            label = int(meta.get('query_label', 1))
+            pred = (sample.pred_sem_seg.data == label).to(torch.uint8)
+            # Predictions are saved at the original size, pixel-centre
+            # aligned (torch's 'nearest-exact').
+            mask = torch.nn.functional.interpolate(
+                pred[None].float(), size=tuple(meta['ori_shape'][:2]),
+                mode='nearest-exact')[0, 0]
+            out[meta['img_path']] = mask.numpy().astype(np.uint8) * 255
+    torch.set_num_threads(threads)
+    return out
+
+
+def _tool_predictions(out_dir):
+    found = glob.glob(str(out_dir / '**' / 'metrics.json'), recursive=True)
+    assert len(found) == 1, found
+    with open(found[0]) as f:
+        res = json.load(f)
+    base = osp.dirname(found[0])
+    preds = {}
+    for ep in res['episodes']:
+        m = cv2.imread(osp.join(base, ep['prediction']), cv2.IMREAD_UNCHANGED)
+        preds[ep['query_path']] = m
+    return res, preds
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_tools_test_uses_the_cached_weights(family, cache, data, tmp_path,
+                                            monkeypatch):
+    proc = _run(family, data, cache, tmp_path)
+    code, log = finish(proc, timeout=400)
+    assert code == 0, log[-5000:]
+    # Which file each module loaded is reported once, with a sha256 prefix.
+    assert log.count('Weights of this run') == 1
+    from fdseg.utils.checkpoints import CHECKPOINTS
+    for name in FAMILIES[family][2]:
+        assert CHECKPOINTS[name]['filename'] in log, name
+    assert 'RANDOM' not in log.split('Weights of this run')[1][:2000]
+    res, preds = _tool_predictions(tmp_path / 'out')
+    ref = _reference(family, data, cache, monkeypatch)
+    assert set(preds) == set(ref) and len(ref) >= 2
+    for path, mask in ref.items():
+        assert preds[path] is not None, path
+        assert np.array_equal(preds[path], mask), path
+    # Each episode can be replayed from its recorded supports.
+    for ep in res['episodes']:
+        assert ep['support_paths'] and all(
+            osp.isfile(p) for p in ep['support_paths'])
+
+
+def test_tools_test_fails_without_weights_naming_the_file(tmp_path, data):
+    """Empty cache: every family stops before the first episode."""
+    from fdseg.utils.checkpoints import CHECKPOINTS
+    empty = tmp_path / 'empty_cache'
+    empty.mkdir()
+    # All at once: each fails within its start-up time.
+    procs = {family: _run(family, data, empty, tmp_path / family)
+             for family in FAMILIES}
+    for family, proc in procs.items():
+        code, log = finish(proc, timeout=300)
+        assert code != 0, (family, log[-3000:])
+        first = FAMILIES[family][2][0]
+        fname = CHECKPOINTS[first]['filename']
+        assert f'error: Checkpoint {first!r}' in log or fname in log, (
+            family, log[-3000:])
+        assert osp.join(str(empty), fname) in log, (family, log[-3000:])
+        assert 'FDSEG_CHECKPOINT_DIR' in log and 'Traceback' not in log
+        # Nothing was evaluated: no metrics, no predictions.
+        assert not glob.glob(str(tmp_path / family / 'out' / '**' /
+                                 'metrics.json'), recursive=True)
+
+
+@pytest.mark.slow
+def test_fdseg_checkpoint_needs_no_pretrained_file(cache, data, tmp_path,
+                                                   monkeypatch):
+    """``tools/test.py CONFIG CKPT``: the checkpoint holds the backbone, so
+    an empty cache is fine and the predictions equal the reference's."""
+    from fdseg.apis import init_model
+    monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(cache))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = init_model(_cfg(FAMILIES['pdn'][0]))
+    ckpt = tmp_path / 'fm_s.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    config, opts, _ = FAMILIES['pdn']
+    monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(empty))
+    proc = start([TEST_PY, _cfg(config), str(ckpt), '--work-dir',
+                  str(tmp_path / 'wd'), '--out', str(tmp_path / 'out'),
+                  '--cfg-options', *_options('pdn', data, empty)], cwd=REPO)
+    code, log = finish(proc, timeout=300)
+    assert code == 0, log[-4000:]
+    assert f'fdseg checkpoint {ckpt}' in log and 'RANDOM' not in log
+    _, preds = _tool_predictions(tmp_path / 'out')
+    ref = _reference('pdn', data, cache, monkeypatch)
+    assert set(preds) == set(ref)
+    for path, mask in ref.items():
+        assert np.array_equal(preds[path], mask), path
