@@ -30,6 +30,9 @@ STRATEGIES = ('morph', 'union', 'sam')
 REPLACE_MODES = ('official', 'paper')
 
 
+
+_CV_MAX_CHANNELS = 128  # channels per cv2.dilate call
+
 def _as_uint8(masks: Tensor) -> Tensor:
     """``[N, ...]`` binary masks as 0/1 ``uint8`` (zero-copy for bool)."""
     if masks.dtype == torch.bool:
@@ -230,9 +233,11 @@ def dilate(masks: Tensor, kernel_size: int = 21,
         kern = np.ones((kernel_size, kernel_size), np.uint8)
         arr = _as_uint8(masks).cpu().numpy()
         out = []
-        # OpenCV dilates each channel of an H x W x C image; C <= 512.
-        for i in range(0, arr.shape[0], 512):
-            chunk = np.ascontiguousarray(arr[i:i + 512].transpose(1, 2, 0))
+        # OpenCV dilates each channel of an H x W x C image; C is at most
+        # CV_CN_MAX (512 in OpenCV 4, 128 in OpenCV 5).
+        for i in range(0, arr.shape[0], _CV_MAX_CHANNELS):
+            chunk = np.ascontiguousarray(
+                arr[i:i + _CV_MAX_CHANNELS].transpose(1, 2, 0))
             d = cv2.dilate(chunk, kern, borderType=cv2.BORDER_CONSTANT,
                            borderValue=0)
             out.append(d.reshape(*chunk.shape).transpose(2, 0, 1))
