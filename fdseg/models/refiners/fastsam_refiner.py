@@ -1,4 +1,5 @@
 """FastSAM refiner: the paper's proposed fusion (Sec. 5.1.3, Table 7)."""
+import contextlib
 import os
 import tempfile
 from typing import List, Optional, Sequence, Tuple, Union
@@ -11,10 +12,26 @@ from fdseg.registry import MODELS
 from .base_refiner import BaseRefiner
 from .fusion import MaskFusion
 
-# ultralytics checks for a network connection at start-up and before some
-# calls; the offline flag skips those checks (read at call time, so setting
-# it before the lazy import below is enough).
-os.environ.setdefault('YOLO_OFFLINE', '1')
+
+@contextlib.contextmanager
+def _yolo_offline():
+    """Set ``YOLO_OFFLINE=1`` (unless the user set it) inside the block.
+
+    ultralytics checks for a network connection when it is first imported
+    (and before downloads); the offline flag skips those checks. Only the
+    refiner's ``load()`` needs it, so the process environment is restored on
+    exit instead of being changed when fdseg is imported.
+    """
+    previous = os.environ.get('YOLO_OFFLINE')
+    os.environ.setdefault('YOLO_OFFLINE', '1')
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop('YOLO_OFFLINE', None)
+        else:
+            os.environ['YOLO_OFFLINE'] = previous
+
 
 #: FastSAM sizes -> (registered checkpoint name, architecture for random
 #: weights). FastSAM is YOLOv8-seg with one class ("object").
@@ -119,13 +136,14 @@ class FastSAMRefiner(BaseRefiner):
         """Build the ultralytics FastSAM model (once) and return it."""
         if self._model:
             return self._model[0]
-        from ultralytics import FastSAM
-        if self.checkpoint is None:
-            model = self._random_fastsam(FastSAM)
-        else:
-            from fdseg.utils.checkpoints import resolve_checkpoint
-            path = resolve_checkpoint(self.checkpoint)
-            model = self._open(FastSAM, path)
+        with _yolo_offline():
+            from ultralytics import FastSAM
+            if self.checkpoint is None:
+                model = self._random_fastsam(FastSAM)
+            else:
+                from fdseg.utils.checkpoints import resolve_checkpoint
+                path = resolve_checkpoint(self.checkpoint)
+                model = self._open(FastSAM, path)
         self._model.append(model)
         return model
 
