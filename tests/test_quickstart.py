@@ -103,7 +103,10 @@ def test_configs_ship_in_the_wheel(tmp_path):
     cfg = tmp_path / 'downstream.py'
     cfg.write_text("_base_ = ['fdseg::quickstart/"
                    "matcher_filterbank_no-train_synthetic-all-1shot.py']\n")
+    # Importing fdseg has no side effects (issue 10): ``fdseg::`` names
+    # resolve after the documented setup call.
     code = ('import fdseg, os; from mmengine.config import Config; '
+            'fdseg.utils.setup_config_loading(); '
             f'c = Config.fromfile({str(cfg)!r}); '
             'assert fdseg.__file__.startswith(os.environ["T"]), '
             'fdseg.__file__; print(c.model.head.type)')

@@ -54,6 +54,10 @@ def init_model(config: Union[str, Config],
             in the checkpoint cache (without ``checkpoint``).
         CheckpointMismatchError: The checkpoint does not fit the model.
     """
+    from fdseg.engine.checkpoint import register_trusted_scheme
+    from fdseg.utils import setup_config_loading
+    setup_config_loading()  # ``_base_ = 'fdseg::...'``
+    register_trusted_scheme()  # ``init_cfg`` with ``fdseg-trusted://``
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -68,11 +68,22 @@ def load_from_local_trusted(
     return torch.load(filename, map_location=map_location, weights_only=False)
 
 
-# Registered once at import: an explicit opt-in spelling that works in any
-# code path going through mmengine's CheckpointLoader (only ``fdseg-trusted://``
-# paths are affected, so third-party loads keep weights_only=True).
-CheckpointLoader.register_scheme(
-    prefixes=TRUSTED_PREFIX, loader=load_from_local_trusted, force=True)
+def register_trusted_scheme() -> None:
+    """Register :data:`TRUSTED_PREFIX` with mmengine's ``CheckpointLoader``.
+
+    An explicit opt-in spelling that works in any code path going through
+    mmengine's ``CheckpointLoader`` (only ``fdseg-trusted://`` paths are
+    affected, so third-party loads keep ``weights_only=True``). Not done at
+    import: :class:`fdseg.engine.FDSegRunner` calls it when it sets up its
+    environment, :func:`fdseg.apis.init_model` before it builds a model, and
+    :func:`trusted_checkpoint_loading` on entry; other code calls it once
+    before passing ``fdseg-trusted://`` paths to mmengine. Idempotent.
+    """
+    if CheckpointLoader._schemes.get(TRUSTED_PREFIX) is \
+            load_from_local_trusted:
+        return
+    CheckpointLoader.register_scheme(
+        prefixes=TRUSTED_PREFIX, loader=load_from_local_trusted, force=True)
 
 
 def load_trusted_checkpoint(filename: str,
@@ -108,9 +119,11 @@ def trusted_checkpoint_loading() -> Iterator[None]:
 
     Temporarily swaps the loader mmengine registered for plain local paths
     with :func:`load_from_local_trusted` and restores it on exit (also on
-    error). Only wrap loads of checkpoints you trust - everything local loaded
-    inside the block, including ``init_cfg`` pretrained weights, is fully
-    unpickled.
+    error). It also registers :data:`TRUSTED_PREFIX`
+    (:func:`register_trusted_scheme`), which stays registered: that prefix
+    is an explicit opt-in and changes no other load. Only wrap loads of
+    checkpoints you trust - everything local loaded inside the block,
+    including ``init_cfg`` pretrained weights, is fully unpickled.
 
     Example:
         >>> from mmengine.runner import load_checkpoint
@@ -120,6 +133,7 @@ def trusted_checkpoint_loading() -> Iterator[None]:
     with _lock:
         schemes = CheckpointLoader._schemes
         previous = schemes.get(_LOCAL_SCHEME)
+        register_trusted_scheme()
         CheckpointLoader.register_scheme(
             _LOCAL_SCHEME, load_from_local_trusted, force=True)
         try:

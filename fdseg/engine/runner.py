@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from fdseg.registry import RUNNERS
-from .checkpoint import load_trusted_checkpoint
+from .checkpoint import load_trusted_checkpoint, register_trusted_scheme
 from .dist import init_cpu_dist, resolve_dist_backend
 from .weights import (check_fdseg_checkpoint, log_weights_report,
                       prepare_weights)
@@ -67,6 +67,9 @@ class FDSegRunner(Runner):
             env_cfg (dict): ``env_cfg`` of the config; its
                 ``dist_cfg.backend`` may be ``'auto'``.
         """
+        # Runs once in ``__init__``, before the model is built: from here
+        # on ``fdseg-trusted://`` paths load through mmengine's loaders too.
+        register_trusted_scheme()
         env_cfg = copy.deepcopy(dict(env_cfg or {}))
         dist_cfg = dict(env_cfg.get('dist_cfg') or {})
         dist_cfg['backend'] = resolve_dist_backend(dist_cfg.get('backend'))

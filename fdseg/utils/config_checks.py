@@ -120,6 +120,8 @@ def fromfile(path: str) -> Config:
             traceback shows the offending line; the message names the
             file too.
     """
+    from .mmengine_compat import setup_config_loading
+    setup_config_loading()  # ``_base_ = 'fdseg::...'``
     try:
         return Config.fromfile(path)
     except SyntaxError as err:

@@ -4,8 +4,14 @@ mmengine resolves ``package::path`` configs through ``pkg_resources``, which
 recent setuptools no longer ship, and through the distribution's location,
 which is wrong for editable (PEP 660) installs. fdseg registers itself in
 mmengine's package table and resolves installed paths with importlib, whose
-answer is right for wheels and editable installs alike. Applied on
-``import fdseg``.
+answer is right for wheels and editable installs alike.
+
+Not applied on ``import fdseg`` (importing has no side effects): it is applied
+where configs are loaded, by :func:`fdseg.utils.register_all_modules`,
+:func:`fdseg.utils.config_checks.load_config` and
+:func:`fdseg.apis.init_model`. Code that calls ``Config.fromfile`` on a
+config with ``fdseg::`` names itself calls
+:func:`fdseg.utils.setup_config_loading` (or ``register_all_modules``) first.
 """
 import importlib.util
 import os.path as osp
@@ -46,3 +52,7 @@ def apply() -> None:
     cfg_mod.is_installed = is_installed
     cfg_mod.get_installed_path = get_installed_path
     cfg_mod._fdseg_patched = True
+
+
+#: Public name of :func:`apply`: make ``fdseg::`` config names loadable.
+setup_config_loading = apply

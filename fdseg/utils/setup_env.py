@@ -8,6 +8,9 @@ from mmengine import DefaultScope
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Register all fdseg modules and set the default scope to ``fdseg``.
 
+    Also makes ``fdseg::`` config names loadable
+    (:func:`fdseg.utils.setup_config_loading`).
+
     Args:
         init_default_scope (bool): Make ``fdseg`` the current default scope
             (a new uniquely named scope if another one is current).
@@ -17,6 +20,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import fdseg.evaluation  # noqa: F401,F811
     import fdseg.models  # noqa: F401,F811
     import fdseg.visualization  # noqa: F401,F811
+    from .mmengine_compat import setup_config_loading
+    setup_config_loading()
 
     if init_default_scope:
         never_created = DefaultScope.get_current_instance() is None \
