@@ -13,11 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
-from fdseg.datasets import synthetic
-from fdseg.datasets.synthetic import (GENERATOR_VERSION, SYNTHETIC_PRODUCTS,
-                                      ensure_synthetic_benchmark,
-                                      generate_synthetic_benchmark,
-                                      render_synthetic_sample)
+from fdseg.datasets.utils.synthetic import (GENERATOR_VERSION,
+                                            SYNTHETIC_PRODUCTS,
+                                            ensure_synthetic_benchmark,
+                                            generate_synthetic_benchmark,
+                                            render_synthetic_sample)
+from fdseg.datasets.utils.synthetic import generator as synthetic
+from fdseg.datasets.utils.synthetic import textures
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(REPO, 'tools', 'dataset_converters',
@@ -136,8 +138,8 @@ def test_masks_are_exact(bench, product, category):
 def test_washer_defects_stay_on_the_part():
     for cat in SYNTHETIC_PRODUCTS['washer']:
         for i in range(3):
-            rng = synthetic._rng_for(0, 'washer', cat, i)
-            part = synthetic._washer(rng, 256)['valid']
+            rng = textures._rng_for(0, 'washer', cat, i)
+            part = textures._washer(rng, 256)['valid']
             _, mask, _ = render_synthetic_sample('washer', cat, i, seed=0)
             assert not (mask > 0)[~part].any()
 
@@ -347,3 +349,13 @@ def test_cli_errors_and_overwrite(tmp_path, capsys):
     assert json.load(open(osp.join(out, 'meta.json')))['seed'] == 5
     with pytest.raises(SystemExit, match='valid products'):
         cli.main([str(tmp_path / 'x'), '--products', 'wood', '--quiet'])
+
+
+def test_old_import_path():
+    """``fdseg.datasets.synthetic`` still exports the generator (issue 10)."""
+    from fdseg.datasets import synthetic as old
+    assert old.generate_synthetic_benchmark is generate_synthetic_benchmark
+    assert old.ensure_synthetic_benchmark is ensure_synthetic_benchmark
+    assert old.render_synthetic_sample is render_synthetic_sample
+    assert old.SYNTHETIC_PRODUCTS is SYNTHETIC_PRODUCTS
+    assert old.GENERATOR_VERSION == GENERATOR_VERSION

@@ -536,7 +536,8 @@ class SyntheticDefectDataset(FewShotDefectDataset):
 
     The benchmark is generated into ``data_root`` on first use (offline,
     deterministic from ``generator_seed``; see
-    :mod:`fdseg.datasets.synthetic`), so the quick start needs no download.
+    :mod:`fdseg.datasets.utils.synthetic`), so the quick start needs no
+    download.
 
     Args:
         data_root (str): Where the benchmark is (or will be) written.
@@ -554,7 +555,8 @@ class SyntheticDefectDataset(FewShotDefectDataset):
                  num_images: int = 12,
                  image_size: int = 256,
                  **kwargs):
-        from .synthetic import SYNTHETIC_PRODUCTS, ensure_synthetic_benchmark
+        from .utils.synthetic import (SYNTHETIC_PRODUCTS,
+                                      ensure_synthetic_benchmark)
         ensure_synthetic_benchmark(
             data_root, seed=generator_seed, num_images=num_images,
             image_size=image_size)

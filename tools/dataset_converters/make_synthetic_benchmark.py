@@ -1,7 +1,7 @@
 """Generate the procedural synthetic defect benchmark (GFDS folder layout).
 
 Offline and deterministic: the same seed gives byte-identical files. See
-:mod:`fdseg.datasets.synthetic` for the products and defect categories.
+:mod:`fdseg.datasets.utils.synthetic` for the products and defect categories.
 
 Examples::
 
@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from fdseg.datasets.synthetic import (  # noqa: E402
+from fdseg.datasets.utils.synthetic import (  # noqa: E402
     SYNTHETIC_PRODUCTS, generate_synthetic_benchmark)
 
 
