@@ -20,10 +20,14 @@ def tool_env() -> dict:
     return env
 
 
-def start(args, cwd) -> subprocess.Popen:
-    """Run ``python *args``; a new session lets a timeout kill the tree."""
+def start(args, cwd, env=None) -> subprocess.Popen:
+    """Run ``python *args``; a new session lets a timeout kill the tree.
+
+    ``env`` entries are added to :func:`tool_env`.
+    """
     return subprocess.Popen([sys.executable] + list(args), cwd=cwd,
-                            env=tool_env(), stdout=subprocess.PIPE,
+                            env={**tool_env(), **(env or {})},
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -56,3 +60,39 @@ def assert_same_state(a, b) -> None:
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def run_pool(jobs, width=2, timeout=600):
+    """Run ``{key: (args, cwd, env)}`` with at most ``width`` at a time.
+
+    Output goes to temporary files (a pipe nobody reads would fill up and
+    block a chatty child).
+
+    Returns:
+        dict: ``{key: (returncode, output)}``.
+    """
+    import tempfile
+    import time
+    pending, running, done = list(jobs.items()), {}, {}
+    deadline = time.monotonic() + timeout
+    while pending or running:
+        while pending and len(running) < width:
+            key, (args, cwd, env) = pending.pop(0)
+            log = tempfile.TemporaryFile('w+')
+            proc = subprocess.Popen(
+                [sys.executable] + list(args), cwd=cwd,
+                env={**tool_env(), **(env or {})}, stdout=log,
+                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            running[key] = (proc, log)
+        for key, (proc, log) in list(running.items()):
+            if proc.poll() is not None:
+                log.seek(0)
+                done[key] = (proc.returncode, log.read())
+                log.close()
+                del running[key]
+        if time.monotonic() > deadline:
+            for proc, _ in running.values():
+                os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f'timed out after {timeout}s: {list(running)}')
+        time.sleep(0.1)
+    return done

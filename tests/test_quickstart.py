@@ -116,17 +116,3 @@ def test_configs_ship_in_the_wheel(tmp_path):
                                'T': str(target)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == 'PrototypeMatcherHead'
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('name', ['fm_pdn-l', 'fm_pdn-s'])
-def test_fm_students_run_through_tools(tmp_path, name):
-    """FM-l / FM-s configs end to end with random weights (no downloads)."""
-    cfg = osp.join(REPO, 'configs', 'fm',
-                   f'{name}_no-train_synthetic-all-1shot.py')
-    res, _, out = run_test_py(
-        cfg, tmp_path, 'model.backbone.init_cfg=None',
-        'test_dataloader.dataset.max_episodes_per_category=1', name=name)
-    assert len([k for k in res['metrics'] if k.count('/') == 2]) == 10
-    preds = [f for _, _, fs in os.walk(out / 'predictions') for f in fs]
-    assert len(preds) == 10  # one episode per synthetic category

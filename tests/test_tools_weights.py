@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 from fdseg.registry import DATASETS
-from tests.subprocess_utils import finish, start
+from tests.subprocess_utils import run_pool
 from tests.test_backbones import reference_student
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -150,21 +150,50 @@ def _options(family, data, cache):
     return opts
 
 
-def _run(family, data, cache_dir, tmp):
+def _job(family, data, cache_dir, tmp, checkpoint=()):
+    """``tools/test.py`` of one family, as a :func:`run_pool` job."""
     config, _, _ = FAMILIES[family]
-    env_cache = str(cache_dir)
-    args = [TEST_PY, _cfg(config), '--work-dir', str(tmp / 'wd'), '--out',
-            str(tmp / 'out'), '--cfg-options',
+    args = [TEST_PY, _cfg(config), *checkpoint, '--work-dir',
+            str(tmp / 'wd'), '--out', str(tmp / 'out'), '--cfg-options',
             *_options(family, data, cache_dir)]
+    return args, REPO, {'FDSEG_CHECKPOINT_DIR': str(cache_dir)}
+
+
+@pytest.fixture(scope='module')
+def tool_runs(cache, data, tmp_path_factory):
+    """Every family with the cache full and empty, two runs at a time.
+
+    Also FM-s from an fdseg checkpoint with an empty cache.
+    """
+    from fdseg.apis import init_model
+    root = tmp_path_factory.mktemp('tool_runs')
+    empty = root / 'empty_cache'
+    empty.mkdir()
     old = os.environ.get('FDSEG_CHECKPOINT_DIR')
-    os.environ['FDSEG_CHECKPOINT_DIR'] = env_cache
+    os.environ['FDSEG_CHECKPOINT_DIR'] = str(cache)
     try:
-        return start(args, cwd=REPO)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            model = init_model(_cfg(FAMILIES['pdn'][0]))
     finally:
         if old is None:
             os.environ.pop('FDSEG_CHECKPOINT_DIR')
         else:
             os.environ['FDSEG_CHECKPOINT_DIR'] = old
+    ckpt = root / 'fm_s.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    jobs = {}
+    # Longest first, the short failing runs in between.
+    for family in ('sam2-refiner', 'fastsam', 'sam2-video', 'pdn', 'resnet',
+                   'dino', 'dinov2'):
+        jobs[family, 'full'] = _job(family, data, cache,
+                                    root / f'{family}_full')
+        jobs[family, 'empty'] = _job(family, data, empty,
+                                     root / f'{family}_empty')
+    jobs['pdn', 'ckpt'] = _job('pdn', data, empty, root / 'pdn_ckpt',
+                               checkpoint=[str(ckpt)])
+    done = run_pool(jobs, width=2, timeout=900)
+    return dict(root=root, empty=empty, ckpt=ckpt, done=done)
 
 
 def _reference(family, data, cache, monkeypatch):
@@ -217,12 +246,10 @@ def _tool_predictions(out_dir):
     return res, preds
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('family', list(FAMILIES))
-def test_tools_test_uses_the_cached_weights(family, cache, data, tmp_path,
+def test_tools_test_uses_the_cached_weights(family, tool_runs, cache, data,
                                             monkeypatch):
-    proc = _run(family, data, cache, tmp_path)
-    code, log = finish(proc, timeout=400)
+    code, log = tool_runs['done'][family, 'full']
     assert code == 0, log[-5000:]
     # Which file each module loaded is reported once, with a sha256 prefix.
     assert log.count('Weights of this run') == 1
@@ -230,7 +257,8 @@ def test_tools_test_uses_the_cached_weights(family, cache, data, tmp_path,
     for name in FAMILIES[family][2]:
         assert CHECKPOINTS[name]['filename'] in log, name
     assert 'RANDOM' not in log.split('Weights of this run')[1][:2000]
-    res, preds = _tool_predictions(tmp_path / 'out')
+    res, preds = _tool_predictions(tool_runs['root'] / f'{family}_full' /
+                                   'out')
     ref = _reference(family, data, cache, monkeypatch)
     assert set(preds) == set(ref) and len(ref) >= 2
     for path, mask in ref.items():
@@ -242,51 +270,32 @@ def test_tools_test_uses_the_cached_weights(family, cache, data, tmp_path,
             osp.isfile(p) for p in ep['support_paths'])
 
 
-def test_tools_test_fails_without_weights_naming_the_file(tmp_path, data):
-    """Empty cache: every family stops before the first episode."""
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_tools_test_fails_without_weights_naming_the_file(family, tool_runs):
+    """Empty cache: the run stops before the first episode, naming the
+    file, its full target path and the environment variable."""
     from fdseg.utils.checkpoints import CHECKPOINTS
-    empty = tmp_path / 'empty_cache'
-    empty.mkdir()
-    # All at once: each fails within its start-up time.
-    procs = {family: _run(family, data, empty, tmp_path / family)
-             for family in FAMILIES}
-    for family, proc in procs.items():
-        code, log = finish(proc, timeout=300)
-        assert code != 0, (family, log[-3000:])
-        first = FAMILIES[family][2][0]
-        fname = CHECKPOINTS[first]['filename']
-        assert f'error: Checkpoint {first!r}' in log or fname in log, (
-            family, log[-3000:])
-        assert osp.join(str(empty), fname) in log, (family, log[-3000:])
-        assert 'FDSEG_CHECKPOINT_DIR' in log and 'Traceback' not in log
-        # Nothing was evaluated: no metrics, no predictions.
-        assert not glob.glob(str(tmp_path / family / 'out' / '**' /
-                                 'metrics.json'), recursive=True)
+    code, log = tool_runs['done'][family, 'empty']
+    assert code != 0, log[-3000:]
+    first = FAMILIES[family][2][0]
+    fname = CHECKPOINTS[first]['filename']
+    assert f'error: Checkpoint {first!r}' in log, log[-3000:]
+    assert osp.join(str(tool_runs['empty']), fname) in log, log[-3000:]
+    assert 'FDSEG_CHECKPOINT_DIR' in log and 'Traceback' not in log
+    # Nothing was evaluated: no metrics, no predictions.
+    assert not glob.glob(str(tool_runs['root'] / f'{family}_empty' / 'out' /
+                             '**' / 'metrics.json'), recursive=True)
 
 
-@pytest.mark.slow
-def test_fdseg_checkpoint_needs_no_pretrained_file(cache, data, tmp_path,
+def test_fdseg_checkpoint_needs_no_pretrained_file(tool_runs, cache, data,
                                                    monkeypatch):
     """``tools/test.py CONFIG CKPT``: the checkpoint holds the backbone, so
     an empty cache is fine and the predictions equal the reference's."""
-    from fdseg.apis import init_model
-    monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(cache))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        model = init_model(_cfg(FAMILIES['pdn'][0]))
-    ckpt = tmp_path / 'fm_s.pth'
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
-    empty = tmp_path / 'empty'
-    empty.mkdir()
-    config, opts, _ = FAMILIES['pdn']
-    monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(empty))
-    proc = start([TEST_PY, _cfg(config), str(ckpt), '--work-dir',
-                  str(tmp_path / 'wd'), '--out', str(tmp_path / 'out'),
-                  '--cfg-options', *_options('pdn', data, empty)], cwd=REPO)
-    code, log = finish(proc, timeout=300)
+    code, log = tool_runs['done']['pdn', 'ckpt']
     assert code == 0, log[-4000:]
-    assert f'fdseg checkpoint {ckpt}' in log and 'RANDOM' not in log
-    _, preds = _tool_predictions(tmp_path / 'out')
+    assert f"fdseg checkpoint {tool_runs['ckpt']}" in log
+    assert 'RANDOM' not in log
+    _, preds = _tool_predictions(tool_runs['root'] / 'pdn_ckpt' / 'out')
     ref = _reference('pdn', data, cache, monkeypatch)
     assert set(preds) == set(ref)
     for path, mask in ref.items():
