@@ -52,11 +52,11 @@ def load_one(root, product):
     """Read the converted ``product`` with its GFDS declaration (only the
     categories the look-alike has) and pack one episode."""
     from fdseg.datasets import FewShotDefectDataset
-    from fdseg.datasets.gfds_products import PRODUCTS, gfds_products
+    from fdseg.benchmarks import PRODUCTS, gfds_products
     from fdseg.datasets.transforms import episode_pipeline
     e = PRODUCTS[product]
-    present = [c for c in e['categories']
-               if osp.isdir(osp.join(root, e['folder'], 'images', c))]
+    present = [c for c in e.categories
+               if osp.isdir(osp.join(root, e.folder, 'images', c))]
     ds = FewShotDefectDataset(
         data_root=root, pipeline=episode_pipeline(16),
         products=gfds_products([product], categories={product: present}))

@@ -1,6 +1,6 @@
 from .few_shot_defect import (FewShotDefectDataset, ProductSpec,
                               SyntheticDefectDataset)
-from .gfds_products import GFDSDataset
+from .gfds_dataset import GFDSDataset
 from .image_folder import ImageFolderDataset
 from .transforms import *  # noqa: F401,F403
 

@@ -78,7 +78,7 @@ def main(argv=None):
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**cfg.custom_imports)
     from fdseg.apis.inference import init_model
-    from fdseg.evaluation.gfds_report import measure_fps
+    from fdseg.evaluation.fps import measure_fps
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')

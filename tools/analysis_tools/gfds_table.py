@@ -1,4 +1,4 @@
-"""Merge results of several methods into the GFDS Table-4 layout.
+r"""Merge results of several methods into the GFDS Table-4 layout.
 
 Each ``--method NAME PATH [PATH ...]`` is one table row; its paths are
 ``tools/test.py --out`` folders (``gfds_report.json`` / ``metrics.json``)
@@ -26,10 +26,10 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from fdseg.evaluation.gfds_report import (load_result,  # noqa: E402
-                                          merge_rows, paper_rows,
-                                          table_columns, to_csv_rows,
-                                          to_markdown)
+from fdseg.evaluation.gfds_report import (table_columns,  # noqa: E402
+                                          to_csv_rows, to_markdown)
+from fdseg.evaluation.gfds_table4 import (load_result,  # noqa: E402
+                                          merge_rows, paper_rows)
 
 
 def parse_args(argv=None):

@@ -18,18 +18,18 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-from fdseg.datasets.gfds_products import (BENCHMARKS, PRODUCTS,  # noqa: E402
-                                          benchmark_categories, check_counts,
-                                          resolve_product)
+from fdseg.benchmarks import (BENCHMARKS, PRODUCTS,  # noqa: E402
+                              benchmark_categories, resolve_product)
+from fdseg.datasets.gfds_counts import check_counts  # noqa: E402
 
 
 def _found(root, key, unit):
-    from fdseg.datasets.gfds_products import count_images
+    from fdseg.datasets.gfds_counts import count_images
     e = PRODUCTS[key]
-    if e['parts']:
+    if e.parts:
         return count_images(osp.join(root, unit, 'images',
-                                      e['categories'][0]))
-    return count_images(osp.join(root, e['folder'], 'images', unit))
+                                      e.categories[0]))
+    return count_images(osp.join(root, e.folder, 'images', unit))
 
 
 def main(argv=None):
@@ -49,11 +49,11 @@ def main(argv=None):
         for unit in benchmark_categories(key):
             n = _found(args.data_root, key, unit)
             total += n
-            exp = e['counts'].get(unit)
+            exp = e.counts.get(unit)
             print(f'{key:<14} {unit:<22} {n:>6} '
                   f'{"-" if exp is None else exp:>9}')
         print(f'{key:<14} {"(total)":<22} {total:>6} '
-              f'{"-" if e["total"] is None else e["total"]:>9}')
+              f'{"-" if e.total is None else e.total:>9}')
     issues = check_counts(args.data_root, keys, warn=False)
     for i in issues:
         print('DIFFERENCE:', i['message'])

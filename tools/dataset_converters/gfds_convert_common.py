@@ -148,7 +148,7 @@ def check_products(out_root: str, products) -> None:
     if repo not in sys.path:
         sys.path.insert(0, repo)
     try:
-        from fdseg.datasets.gfds_products import check_counts
+        from fdseg.datasets.gfds_counts import check_counts
     except ImportError as e:  # fdseg not importable: skip the check
         print(f'(Table-1 check skipped: {e})')
         return

@@ -1,7 +1,7 @@
 # The GFDS benchmark (paper Sec. 3, Table 1): all 12 products, 54 categories,
 # 1-way 1-shot, every defect image is the query once, 256x256.
 # Products, folders, mask conventions and Table-1 counts are declared in
-# fdseg/datasets/gfds_products.py; prepare the data with
+# fdseg/benchmarks/gfds.py; prepare the data with
 # tools/dataset_converters/ (docs/datasets.md).
 #
 # Override from the command line, e.g.

@@ -1,6 +1,6 @@
 # Three small real defect datasets of ../shared/data (magnetic tile,
 # NEU-Seg, CrackForest; see docs/benchmark.md), declared as products with
-# their mask conventions in fdseg/datasets/gfds_products.py:
+# their mask conventions in fdseg/benchmarks/real_defects.py:
 #   magnetic_tile  anti-aliased 0..255 masks, fg = mask > 127
 #   neu_seg        value-indexed masks (1 inclusion, 2 patches, 3 scratches)
 #   crackforest    0/255 masks (thin cracks; the GFDS threshold, > 30)

@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from fdseg.evaluation.metrics.gfds_benchmark_metric import ROW_INFO_KEY
 from fdseg.registry import HOOKS
 
 
@@ -17,8 +18,9 @@ class GFDSBenchmarkHook(Hook):
     """Measure FPS with the paper's protocol after testing; print the row.
 
     After the test epoch, when the evaluator produced a Table-4 row
-    (``GFDSBenchmarkMetric``), the model is timed on the first episodes of
-    the test dataloader with :func:`fdseg.evaluation.gfds_report.
+    (``GFDSBenchmarkMetric`` hands it over in the message hub's runtime
+    info, key ``'gfds_benchmark'``), the model is timed on the first
+    episodes of the test dataloader with :func:`fdseg.evaluation.fps.
     measure_fps` (batch size 1, support pinned, warm-up, mixed precision on
     CUDA), ``bench/FPS`` is added to the returned metrics, the complete row
     is logged and ``gfds_report.json`` (in the metric's ``output_dir``)
@@ -48,16 +50,12 @@ class GFDSBenchmarkHook(Hook):
         self.amp = amp
         self.fps = fps
 
-    @staticmethod
-    def _bench_metric(runner):
-        evaluator = getattr(runner.test_loop, 'evaluator', None)
-        for m in getattr(evaluator, 'metrics', []):
-            if getattr(m, 'last_row', None) is not None:
-                return m
-        return None
+    def before_test_epoch(self, runner) -> None:
+        """Forget a row an earlier test run left in the message hub."""
+        runner.message_hub.pop_info(ROW_INFO_KEY, None)
 
     def _measure(self, runner) -> Optional[dict]:
-        from fdseg.evaluation.gfds_report import measure_fps
+        from fdseg.evaluation.fps import measure_fps
         if self.fps is not None:
             return dict(fps=float(self.fps), device='given', dtype='',
                         threads=None, support_excluded=None)
@@ -82,12 +80,13 @@ class GFDSBenchmarkHook(Hook):
     def after_test_epoch(self, runner,
                          metrics: Optional[Dict[str, float]] = None) -> None:
         """Time the model and complete the row (main process only)."""
-        from fdseg.evaluation.gfds_report import (format_header, format_row,
-                                                  read_row, write_report)
-        metric = self._bench_metric(runner)
-        if metric is None or not is_main_process():
+        from fdseg.evaluation.gfds_report import (REPORT_NAME, format_header,
+                                                  format_row, read_row,
+                                                  write_report)
+        bench = runner.message_hub.pop_info(ROW_INFO_KEY, None)
+        if bench is None or not is_main_process():
             return
-        row = metric.last_row
+        row = bench['row']
         fps = self._measure(runner)
         row['fps'] = fps
         if fps is not None and metrics is not None:
@@ -98,10 +97,10 @@ class GFDSBenchmarkHook(Hook):
             f"{fps['threads']} threads, batch 1, support excluded: "
             f"{fps['support_excluded']})")
         print_log(f'GFDS Table-4 row{fps_note}:\n{header}\n'
-                  f'{format_row(metric.method_name, row)}', 'current')
-        out = getattr(metric, 'output_dir', None)
-        if out is not None and osp.isfile(osp.join(out, 'gfds_report.json')):
-            path = osp.join(out, 'gfds_report.json')
+                  f"{format_row(bench['method_name'], row)}", 'current')
+        out = bench.get('output_dir')
+        if out is not None and osp.isfile(osp.join(out, REPORT_NAME)):
+            path = osp.join(out, REPORT_NAME)
             saved = read_row(path)
             saved['fps'] = fps
             write_report(path, saved, metrics=metrics)

@@ -1,17 +1,18 @@
 """FewShotIoUMetric + the Table-4 report of the GFDS benchmark."""
 import logging
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import MessageHub, MMLogger, print_log
 
-from fdseg.datasets.gfds_products import part_map
+from fdseg.benchmarks.table import part_map
 from fdseg.registry import METRICS
-from ..gfds_report import (bench_metrics, format_header, format_row,
-                           table4_row, write_report)
+from ..gfds_report import REPORT_NAME, format_header, format_row, write_report
+from ..gfds_table4 import bench_metrics, table4_row
 from .few_shot_iou_metric import FewShotIoUMetric
 
-REPORT_NAME = 'gfds_report.json'
+#: Runtime-info key of the row handed to ``GFDSBenchmarkHook``.
+ROW_INFO_KEY = 'gfds_benchmark'
 
 
 @METRICS.register_module()
@@ -27,16 +28,20 @@ class GFDSBenchmarkMetric(FewShotIoUMetric):
     * The flat metrics gain ``bench/<product>/mIoU``,
       ``bench/<product>/FB-IoU``, ``bench/mIoU`` and ``bench/FB-IoU``: the
       Table-4 cells, with the "Average" computed as the official script
-      does (see :mod:`fdseg.evaluation.gfds_report`).
+      does (see :mod:`fdseg.evaluation.gfds_table4`).
     * The row is logged in the Table-4 layout, and with ``output_dir`` also
-      written to ``<output_dir>/gfds_report.json`` (FPS is added there by
-      :class:`~fdseg.engine.hooks.gfds_report_hook.GFDSBenchmarkHook`).
+      written to ``<output_dir>/gfds_report.json``.
+    * The row is handed to
+      :class:`~fdseg.engine.hooks.gfds_report_hook.GFDSBenchmarkHook`, which
+      adds the FPS column, through the runtime info of mmengine's
+      ``MessageHub``: key :data:`ROW_INFO_KEY`, value
+      ``dict(row=..., method_name=..., output_dir=...)``.
 
     Args:
         fbiou (str): FB-IoU of the Table-4 cells: ``'gfds'`` (official
             script, default, what Table 4 reports) or ``'paper'`` (eq. 18).
         weights (str): ``'declared'`` or ``'evaluated'`` weights of the
-            average mIoU (see :func:`~fdseg.evaluation.gfds_report.
+            average mIoU (see :func:`~fdseg.evaluation.gfds_table4.
             table4_row`).
         merge_parts (bool): Evaluate DAGM-like parts as one product.
         method_name (str): Name printed in front of the row.
@@ -65,7 +70,6 @@ class GFDSBenchmarkMetric(FewShotIoUMetric):
         self.weights = weights
         self.merge_parts = merge_parts
         self.method_name = method_name
-        self.last_row: Optional[dict] = None
 
     def _merge_parts(self, results: List[dict]) -> List[dict]:
         """Rename ``Class3/bad`` records to ``DAGM/Class3``."""
@@ -94,7 +98,11 @@ class GFDSBenchmarkMetric(FewShotIoUMetric):
             return metrics
         logger: MMLogger = MMLogger.get_current_instance()
         row = table4_row(metrics, fbiou=self.fbiou, weights=self.weights)
-        self.last_row = row
+        MessageHub.get_current_instance().update_info(
+            ROW_INFO_KEY,
+            dict(row=row, method_name=self.method_name,
+                 output_dir=self.output_dir),
+            resumed=False)
         metrics.update(bench_metrics(row))
         header = format_header(row)
         print_log(

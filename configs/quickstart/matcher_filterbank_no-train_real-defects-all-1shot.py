@@ -3,7 +3,7 @@
 # ../shared/data, with the GFDS protocol and the Table-4 report:
 #
 #   python tools/test.py \
-#       configs/quickstart/matcher_filterbank_no-train_real-defects-1shot.py \
+#       configs/quickstart/matcher_filterbank_no-train_real-defects-all-1shot.py \
 #       --out work_dirs/real_defects
 #
 # Writes metrics.json and gfds_report.json (Table-4 row with FPS) to --out.
