@@ -1,5 +1,13 @@
-from .feature_distiller import FeatureDistiller
+from .base import BaseFewShotSegmentor
 from .few_shot_segmentor import FewShotSegmentor
 from .sam2_video_segmentor import SAM2VideoSegmentor
 
-__all__ = ['FewShotSegmentor', 'FeatureDistiller', 'SAM2VideoSegmentor']
+# FeatureDistiller moved to fdseg.models.distillers (it trains a backbone);
+# re-exported here so `from fdseg.models.segmentors import FeatureDistiller`
+# keeps working.
+from ..distillers import FeatureDistiller  # noqa: E402
+
+__all__ = [
+    'BaseFewShotSegmentor', 'FewShotSegmentor', 'SAM2VideoSegmentor',
+    'FeatureDistiller'
+]

@@ -1,17 +1,15 @@
 """Backbone + few-shot head (+ optional refiner) segmentor."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
-from mmengine.model import BaseModel
-from mmengine.structures import PixelData
 from torch import Tensor
 
 from fdseg.registry import MODELS
-from .support_cache import SupportCacheMixin
+from .base import BaseFewShotSegmentor
 
 
 @MODELS.register_module()
-class FewShotSegmentor(SupportCacheMixin, BaseModel):
+class FewShotSegmentor(BaseFewShotSegmentor):
     """Few-shot segmentor: the composition used by most fdseg methods.
 
     Call flow::
@@ -47,17 +45,15 @@ class FewShotSegmentor(SupportCacheMixin, BaseModel):
                  freeze_backbone: bool = True,
                  support_cache_size: int = 8,
                  init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='EpisodeDataPreprocessor')
         super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+            data_preprocessor=data_preprocessor,
+            support_cache_size=support_cache_size, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         self.refiner = MODELS.build(refiner) if refiner else None
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             self.backbone.requires_grad_(False)
-        self._init_support_cache(support_cache_size)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -85,30 +81,9 @@ class FewShotSegmentor(SupportCacheMixin, BaseModel):
         feats = self.extract_feat(support_imgs)
         return self.head.encode_support(feats, support_masks, support_labels)
 
-    def set_support(self, support_imgs: Tensor, support_masks: Tensor,
-                    support_labels: Optional[Tensor] = None) -> None:
-        """Pin a support set: every following query is matched against it.
-
-        ``support_imgs`` are uint8 ``[S, 3, H, W]`` (normalised here).
-        """
-        imgs = self.data_preprocessor.normalize(
-            support_imgs.to(self.data_preprocessor.mean.device))
-        with torch.no_grad():
-            self._pinned = self.encode_support(
-                imgs, support_masks.to(imgs.device), support_labels)
-
+    # set_support / clear_support and forward(mode): BaseFewShotSegmentor.
 
     # ------------------------------------------------------------------
-    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}"; use loss, predict or '
-                           'tensor')
-
     def _forward(self, inputs: Tensor, data_samples) -> Tensor:
         states = self._support_states(data_samples, use_cache=False)
         return self.head.forward(self.extract_feat(inputs), states)
@@ -130,14 +105,4 @@ class FewShotSegmentor(SupportCacheMixin, BaseModel):
         if self.refiner is not None:
             imgs = self.data_preprocessor.denormalize(inputs)
             pred = self.refiner.refine(imgs, pred, data_samples)
-        for s, lg, p in zip(data_samples, logits, pred):
-            s.seg_logits = PixelData(data=lg)
-            s.pred_sem_seg = PixelData(data=p[None].long())
-        return data_samples
-
-    @staticmethod
-    def pred_to_original(pred: Tensor, ori_shape: Tuple[int, int]) -> Tensor:
-        """Nearest-resize a ``[H, W]`` label map to the original size."""
-        return torch.nn.functional.interpolate(
-            pred[None, None].float(), tuple(ori_shape[:2]),
-            mode='nearest')[0, 0].long()
+        return self.add_pred_to_datasample(data_samples, logits, pred)

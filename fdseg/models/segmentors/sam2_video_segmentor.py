@@ -11,17 +11,15 @@ computed once per support set and reused for every query against it.
 ``sam2`` is imported lazily: importing it initialises Hydra globally.
 """
 from contextlib import nullcontext
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
-from mmengine.structures import PixelData
 from torch import Tensor
 
 from fdseg.registry import MODELS
-from .support_cache import SupportCacheMixin
+from .base import BaseFewShotSegmentor
 
 # SAM2's placeholder logit for "no object" (sam2.modeling.sam2_base).
 NO_OBJ_SCORE = -1024.0
@@ -91,7 +89,7 @@ def fill_holes_in_mask_scores(mask: Tensor, max_area: int) -> Tensor:
 
 
 @MODELS.register_module()
-class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
+class SAM2VideoSegmentor(BaseFewShotSegmentor):
     """SAM2 video-track mode for few-shot defect segmentation (Sec. 5.2).
 
     Call flow (one way; an N-way episode tracks each way as its own object)::
@@ -180,10 +178,9 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
                  support_cache_size: int = 8,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='EpisodeDataPreprocessor')
         super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+            data_preprocessor=data_preprocessor,
+            support_cache_size=support_cache_size, init_cfg=init_cfg)
         if image_size % 32 != 0:
             # Hiera's stride-32 stage and the FPN's 2x top-down upsampling
             # need image_size / 32 to be an integer.
@@ -221,7 +218,6 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
             'sam2_mean', torch.tensor(SAM2_IMG_MEAN)[:, None, None], False)
         self.register_buffer(
             'sam2_std', torch.tensor(SAM2_IMG_STD)[:, None, None], False)
-        self._init_support_cache(support_cache_size)
 
     # ------------------------------------------------------------------
     # weights and modes
@@ -444,18 +440,13 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
                 states.append(dict(cond=cond, num_frames=num_frames))
         return states
 
-    def set_support(self, support_imgs: Tensor, support_masks: Tensor,
-                    support_labels: Optional[Tensor] = None) -> None:
-        """Pin a support set: every following query is tracked against it.
-
-        Args:
-            support_imgs (Tensor): ``[S, 3, H, W]`` RGB in 0..255 (uint8).
-            support_masks (Tensor): ``[S, H, W]`` binary.
-            support_labels (Tensor, optional): ``[S]`` way index.
-        """
-        self._pinned = self.encode_support(
+    def encode_raw_support(self, support_imgs: Tensor, support_masks: Tensor,
+                           support_labels: Optional[Tensor] = None
+                           ) -> List[Optional[Dict]]:
+        """:meth:`encode_support` for RGB images in 0..255 (what
+        :meth:`set_support` pins): no normalisation round trip."""
+        return self.encode_support(
             support_imgs, support_masks, support_labels, normalized=False)
-
 
     # ------------------------------------------------------------------
     # queries
@@ -520,24 +511,12 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
     # ------------------------------------------------------------------
     # BaseModel API
     # ------------------------------------------------------------------
-    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
-        """Dispatch to ``predict`` / ``tensor`` (``loss`` is not supported).
-
-        Args:
-            inputs (Tensor): ``[B, 3, H, W]`` normalised query images.
-            data_samples (list[EpisodeDataSample]): The episodes.
-            mode (str): ``'predict'``, ``'tensor'`` or ``'loss'``.
-        """
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            logits, _ = self.segment(
-                inputs, self._support_states(data_samples, use_cache=False))
-            return torch.stack(logits)
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}"; use loss, predict or '
-                           'tensor')
+    # forward(mode) dispatch, set_support / clear_support:
+    # BaseFewShotSegmentor.
+    def _forward(self, inputs: Tensor, data_samples) -> Tensor:
+        logits, _ = self.segment(
+            inputs, self._support_states(data_samples, use_cache=False))
+        return torch.stack(logits)
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         """SAM2's video mode is used training-free (paper Sec. 5.2)."""
@@ -563,16 +542,8 @@ class SAM2VideoSegmentor(SupportCacheMixin, BaseModel):
             for s in data_samples
         ]
         logits, scores = self.segment(inputs, states, shapes)
-        for s, lg, sc in zip(data_samples, logits, scores):
-            s.seg_logits = PixelData(data=lg)
-            s.pred_sem_seg = PixelData(data=lg.argmax(0, keepdim=True).long())
+        self.add_pred_to_datasample(data_samples, logits,
+                                    [lg.argmax(0) for lg in logits])
+        for s, sc in zip(data_samples, scores):
             s.obj_score_logits = sc
         return data_samples
-
-    @staticmethod
-    def pred_to_original(pred: Tensor, ori_shape: Union[Tuple[int, int],
-                                                        Sequence]) -> Tensor:
-        """Nearest-resize a ``[H, W]`` label map to the original size."""
-        return F.interpolate(
-            pred[None, None].float(), tuple(ori_shape[:2]),
-            mode='nearest')[0, 0].long()

@@ -1,0 +1,5 @@
+"""Distillers train a backbone (e.g. the GFDS student); they are not
+segmentors: no support set, no masks."""
+from .feature_distiller import FeatureDistiller
+
+__all__ = ['FeatureDistiller']
