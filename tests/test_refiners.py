@@ -6,6 +6,7 @@ feed the fusion (compared with the third-party APIs called directly), the
 prompts derived from R0 (by hand), one image encoding per query, lazy
 loading and weights kept out of the state dict.
 """
+import importlib.util
 import os
 
 import numpy as np
@@ -18,7 +19,13 @@ from fdseg.models.refiners.sam2_prompt_refiner import prompts_from_mask
 from fdseg.registry import MODELS
 
 os.environ.setdefault('YOLO_OFFLINE', '1')
-ultralytics = pytest.importorskip('ultralytics')
+# The FastSAM tests need ultralytics, the SAM2 tests sam2: each skips on its
+# own (a module-level importorskip would also skip the prompt tests).
+needs_ultralytics = pytest.mark.skipif(
+    importlib.util.find_spec('ultralytics') is None,
+    reason='ultralytics is not installed')
+needs_sam2 = pytest.mark.skipif(
+    importlib.util.find_spec('sam2') is None, reason='sam2 is not installed')
 
 
 def scene(b=2, h=64, w=64, seed=0):
@@ -58,6 +65,7 @@ def fastsam(fastsam_ckpt):
     return MODELS.build(dict(type='FastSAMRefiner', checkpoint=fastsam_ckpt))
 
 
+@needs_ultralytics
 def test_fastsam_lazy_and_outside_state_dict(fastsam_ckpt):
     ref = FastSAMRefiner(checkpoint=fastsam_ckpt)
     assert ref._model == []  # nothing loaded at construction
@@ -66,6 +74,7 @@ def test_fastsam_lazy_and_outside_state_dict(fastsam_ckpt):
     assert len(ref.state_dict()) == 0 and not list(ref.parameters())
 
 
+@needs_ultralytics
 def test_fastsam_masks_match_ultralytics(fastsam, fastsam_ckpt):
     imgs, _ = scene()
     masks = fastsam.segment_everything(imgs)
@@ -82,6 +91,7 @@ def test_fastsam_masks_match_ultralytics(fastsam, fastsam_ckpt):
         assert torch.equal(m, r.masks.data.bool())
 
 
+@needs_ultralytics
 def test_fastsam_keeps_torch_threads(fastsam):
     # ultralytics' select_device() would leave cpu_count - 1 threads.
     from ultralytics.utils import NUM_THREADS
@@ -94,6 +104,7 @@ def test_fastsam_keeps_torch_threads(fastsam):
         torch.set_num_threads(before)
 
 
+@needs_ultralytics
 def test_fastsam_refine_is_fusion_of_masks(fastsam):
     imgs, coarse = scene()
     out = fastsam.refine(imgs, coarse)
@@ -103,6 +114,7 @@ def test_fastsam_refine_is_fusion_of_masks(fastsam):
     assert torch.equal(out[1], coarse[1])  # empty R0 stays empty
 
 
+@needs_ultralytics
 def test_fastsam_alternatives_and_skip(fastsam_ckpt, monkeypatch):
     imgs, coarse = scene()
     base = FastSAMRefiner(checkpoint=fastsam_ckpt)
@@ -121,6 +133,7 @@ def test_fastsam_alternatives_and_skip(fastsam_ckpt, monkeypatch):
     assert torch.equal(base.refine(imgs, empty), empty) and not calls
 
 
+@needs_ultralytics
 def test_fastsam_odd_size_and_random_arch():
     ref = FastSAMRefiner(checkpoint=None, arch='yolov8n-seg.yaml')
     imgs, coarse = scene(b=1, h=40, w=48)
@@ -137,6 +150,7 @@ def test_fastsam_odd_size_and_random_arch():
         FastSAMRefiner(model='s', checkpoint='fastsam_x')
 
 
+@needs_ultralytics
 def test_fm_fastsam_config_in_segmentor(fastsam_ckpt):
     """The FM-l + FastSAM config composes the refiner after the head."""
     from mmengine.config import Config
@@ -174,6 +188,7 @@ def test_fm_fastsam_config_in_segmentor(fastsam_ckpt):
     assert torch.equal(pred, MaskFusion()(r0, masks))
 
 
+@needs_ultralytics
 def test_fastsam_missing_weights_message(tmp_path, monkeypatch):
     monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(tmp_path))
     ref = FastSAMRefiner(checkpoint='fastsam_x')  # constructing is fine
@@ -229,7 +244,6 @@ def test_prompts_components_by_hand():
 
 # ---------------------------------------------------------------------------
 # SAM2 refiner (random SAM2.1-t at a small input size for speed)
-pytest.importorskip('sam2')
 
 
 @pytest.fixture(scope='module')
@@ -239,6 +253,7 @@ def sam2_refiner():
     return ref
 
 
+@needs_sam2
 def test_sam2_lazy_outside_state_dict():
     ref = SAM2PromptRefiner(model='t', checkpoint=None)
     assert ref._engine == [] and len(ref.state_dict()) == 0
@@ -252,6 +267,7 @@ def test_sam2_lazy_outside_state_dict():
 @pytest.mark.parametrize('mode,stride', [('points', 8), ('center_points', 1),
                                          ('boxes', 1),
                                          ('center_points_boxes', 1)])
+@needs_sam2
 def test_sam2_prompt_modes(sam2_refiner, monkeypatch, mode, stride):
     ref = sam2_refiner
     monkeypatch.setattr(ref, 'prompt_mode', mode)
@@ -282,6 +298,7 @@ def test_sam2_prompt_modes(sam2_refiner, monkeypatch, mode, stride):
     assert torch.equal(out[0], MaskFusion()(coarse[0], seen[0]))
 
 
+@needs_sam2
 def test_sam2_batched_prompts_match_single(sam2_refiner, monkeypatch):
     """Batched decoding equals the public predictor called per prompt."""
     ref = sam2_refiner
@@ -310,6 +327,7 @@ def test_sam2_batched_prompts_match_single(sam2_refiner, monkeypatch):
     pred.reset_predictor()
 
 
+@needs_sam2
 def test_sam2_everything_mode():
     ref = SAM2PromptRefiner(model='t', checkpoint=None, image_size=128,
                             prompt_mode='everything', points_per_side=4,
