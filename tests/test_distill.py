@@ -229,6 +229,29 @@ def test_bad_image_error_names_file(tmp_path):
             ds[i]
 
 
+def test_distill_reader_is_the_episode_reader(tmp_path):
+    """One reader (issue 10): 16-bit images are scaled by their bit depth,
+    not squashed; a PNG named ``.JPEG`` (as in ImageNet) is read by content;
+    the distillation folder lists the datasets' image suffixes."""
+    from fdseg.datasets.few_shot_defect import IMG_EXTENSIONS as episodic
+    from fdseg.datasets.image_folder import IMG_EXTENSIONS as folder
+    from fdseg.datasets.transforms import read_image
+    assert folder is episodic
+    load = TRANSFORMS.build(dict(type='LoadDistillImage'))
+    deep = np.zeros((8, 8), np.uint16)
+    deep[:, 4:] = 4095  # 12-bit data in a 16-bit PNG
+    cv2.imwrite(str(tmp_path / 'deep.png'), deep)
+    img = load(dict(img_path=str(tmp_path / 'deep.png')))['img']
+    assert img.dtype == np.uint8 and img.shape == (8, 8, 3)
+    assert img[:, 4:].min() == 255 and img[:, :4].max() == 0
+    rgb = _make_image(np.random.default_rng(2))
+    Image.fromarray(rgb).save(str(tmp_path / 'png.JPEG'), format='PNG')
+    path = str(tmp_path / 'png.JPEG')
+    out = load(dict(img_path=path))['img']
+    np.testing.assert_array_equal(out, rgb)
+    np.testing.assert_array_equal(out, read_image(path))
+
+
 # ----------------------------------------------------------------- pipeline
 def test_pipeline_two_resolutions_from_original(image_root):
     path = osp.join(image_root, 'train', 'n01', 'img_2.png')

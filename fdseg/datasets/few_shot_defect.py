@@ -29,9 +29,9 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from fdseg.registry import DATASETS
+from .transforms.conventions import IMG_EXTENSIONS
 from .transforms.episode_transforms import read_mask
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 GOOD = 'good'
 #: What operating systems and archivers drop into folders (lower-case).
 JUNK_FILES = ('thumbs.db', 'desktop.ini')

@@ -12,9 +12,8 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from fdseg.registry import DATASETS
+from .transforms.conventions import IMG_EXTENSIONS
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
-                  '.tiff', '.webp')
 
 
 def list_images(root: str,

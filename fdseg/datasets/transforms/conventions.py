@@ -51,9 +51,15 @@ import numpy as np
 #: Bit depths tried, in order, for integer images above 8 bits.
 BIT_DEPTHS = (8, 10, 12, 14, 16)
 
+#: File suffixes listed as images (compared lower-case) by every dataset:
+#: the episodic datasets' folders and the distillation image folder.
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
+                  '.tiff', '.webp')
+
 __all__ = [
-    'BIT_DEPTHS', 'image_to_rgb_uint8', 'mask_to_uint8', 'infer_bit_depth',
-    'decode_image_file', 'decode_mask_file', 'is_palette_png'
+    'BIT_DEPTHS', 'IMG_EXTENSIONS', 'image_to_rgb_uint8', 'mask_to_uint8',
+    'infer_bit_depth', 'decode_image_file', 'decode_mask_file',
+    'is_palette_png', 'file_format'
 ]
 
 
@@ -369,22 +375,45 @@ def _imdecode_checked(path: str, buf: np.ndarray, flags: int):
     return img
 
 
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+
+def file_format(path: str, buf: np.ndarray) -> Optional[str]:
+    """``'jpeg'``, ``'png'`` or None (other): by content, else by suffix.
+
+    Content first: ImageNet's train set holds a PNG named ``.JPEG``. Bytes
+    of neither signature fall back to the suffix, so a damaged ``.jpg``
+    is still checked as a JPEG.
+    """
+    head = buf[:8].tobytes()
+    if head[:3] == b'\xff\xd8\xff':
+        return 'jpeg'
+    if head == _PNG_MAGIC:
+        return 'png'
+    lower = path.lower()
+    if lower.endswith(_JPEG_EXTS):
+        return 'jpeg'
+    if lower.endswith('.png'):
+        return 'png'
+    return None
+
+
 def is_palette_png(buf: np.ndarray) -> bool:
     """Whether ``buf`` is a PNG with colour type 3 (palette)."""
     head = buf[:26].tobytes()
-    return head[:8] == b'\x89PNG\r\n\x1a\n' and len(head) == 26 \
+    return head[:8] == _PNG_MAGIC and len(head) == 26 \
         and head[12:16] == b'IHDR' and head[25] == 3
 
 
 def decode_image_file(path: str, buf: np.ndarray) -> Tuple[np.ndarray, str]:
     """Decode image bytes; returns ``(array, channel order)``.
 
-    JPEGs are decoded as before (8-bit colour, EXIF orientation applied) and
-    checked for corruption; other formats as stored
-    (``IMREAD_UNCHANGED``: 16-bit depth, float and alpha kept) for
+    JPEGs (by content, see :func:`file_format`) are decoded as before (8-bit
+    colour, EXIF orientation applied) and checked for corruption; other
+    formats as stored (``IMREAD_UNCHANGED``: 16-bit depth, float and alpha kept) for
     :func:`image_to_rgb_uint8` to convert.
     """
-    if path.lower().endswith(_JPEG_EXTS):
+    if file_format(path, buf) == 'jpeg':
         img = _imdecode_checked(path, buf, cv2.IMREAD_COLOR)
     else:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
@@ -410,7 +439,7 @@ def decode_mask_file(path: str, buf: np.ndarray) -> Tuple[np.ndarray, bool]:
         except Exception as e:  # Pillow raises several types
             raise OSError(f'{path} cannot be decoded as a palette PNG: '
                           f'{e}') from e
-    if path.lower().endswith(_JPEG_EXTS):
+    if file_format(path, buf) == 'jpeg':
         img = _imdecode_checked(path, buf, cv2.IMREAD_ANYCOLOR)
     else:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)

@@ -26,7 +26,6 @@ imagenet_distill.py``)::
      dict(type='PackDistillInputs')]
 """
 import math
-import os.path as osp
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -36,6 +35,7 @@ from mmengine.structures import BaseDataElement
 from PIL import Image
 
 from fdseg.registry import TRANSFORMS
+from .episode_transforms import read_image
 
 SizeType = Union[int, Sequence[int]]
 
@@ -55,12 +55,14 @@ def _hw(size: SizeType) -> Tuple[int, int]:
 
 
 def load_rgb(path: str) -> np.ndarray:
-    """Read any image Pillow can open as ``[H, W, 3]`` uint8 RGB.
+    """Read an image as ``[H, W, 3]`` uint8 RGB with the episode rules.
 
-    Pillow, as torchvision's ``ImageFolder`` loader used by EfficientAD:
-    it decodes by content, not extension (ImageNet's train set has a PNG
-    named ``.JPEG`` and CMYK JPEGs), and converts gray / CMYK / palette /
-    alpha images to RGB.
+    The same reader as the episodic datasets
+    (:func:`fdseg.datasets.transforms.read_image`, rules in
+    :mod:`.conventions`): JPEG / PNG are told apart by content, not suffix
+    (ImageNet's train set has a PNG named ``.JPEG``), CMYK JPEGs and gray
+    images become RGB, 16-bit images are scaled by their bit depth, a
+    constant alpha channel is dropped.
 
     Args:
         path (str): Image file.
@@ -70,23 +72,16 @@ def load_rgb(path: str) -> np.ndarray:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        OSError: The file cannot be decoded (truncated, not an image); the
-            message names the file.
+        OSError: The file cannot be decoded (truncated, corrupt, not an
+            image); the message names the file.
+        ValueError: Pixels outside the conventions (transparency).
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image file {path} does not exist')
-    try:
-        with Image.open(path) as im:
-            # convert() forces the full decode, so truncation raises here.
-            return np.asarray(im.convert('RGB')).copy()
-    except Exception as e:  # PIL raises many types; all mean "bad image"
-        raise OSError(f'cannot read image {path}: {type(e).__name__}: '
-                      f'{e}') from e
+    return read_image(path)
 
 
 @TRANSFORMS.register_module()
 class LoadDistillImage(BaseTransform):
-    """Load ``results['img_path']`` as an RGB uint8 image (Pillow).
+    """Load ``results['img_path']`` as an RGB uint8 image (:func:`load_rgb`).
 
     Required keys: ``img_path``. Added keys: ``img`` ``[H, W, 3]`` uint8 RGB,
     ``ori_shape``, ``img_shape``.

@@ -20,7 +20,7 @@ from mmengine.structures import PixelData
 
 from fdseg.registry import TRANSFORMS
 from fdseg.structures import EpisodeDataSample
-from .conventions import (decode_image_file, decode_mask_file,
+from .conventions import (decode_image_file, decode_mask_file, file_format,
                           image_to_rgb_uint8, mask_to_uint8)
 
 _INTERP = dict(
@@ -33,12 +33,12 @@ _INTERP = dict(
 def _check_complete(path: str, buf: np.ndarray) -> None:
     """Reject truncated JPEG/PNG files, which OpenCV may decode silently."""
     data = buf.tobytes()
-    lower = path.lower()
-    if lower.endswith(('.jpg', '.jpeg')):
+    kind = file_format(path, buf)
+    if kind == 'jpeg':
         if not data.rstrip(b'\x00').endswith(b'\xff\xd9'):
             raise OSError(f'{path} is truncated (no JPEG end-of-image '
                           'marker)')
-    elif lower.endswith('.png'):
+    elif kind == 'png':
         if b'IEND' not in data[-16:]:
             raise OSError(f'{path} is truncated (no PNG IEND chunk)')
 

@@ -1,3 +1,3 @@
 """Dataset helpers that are not datasets: the synthetic benchmark generator
-(:mod:`.synthetic`) and the image conventions shared by the datasets
-(:mod:`.images`)."""
+(:mod:`.synthetic`). Image conventions (suffixes, readers) are in
+:mod:`fdseg.datasets.transforms.conventions`."""
