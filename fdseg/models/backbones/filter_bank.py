@@ -14,11 +14,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from fdseg.models.utils.constants import IMAGENET_MEAN_01, IMAGENET_STD_01
 from fdseg.registry import MODELS
-
-# ImageNet statistics, to undo EpisodeDataPreprocessor's normalisation.
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
 
 
 def _gaussian(sigma: float) -> Tensor:
@@ -98,10 +95,12 @@ class FilterBank(BaseModule):
         self.sigmas = tuple(sigmas)
         self.normalize = normalize
         self.input_normalized = input_normalized
-        self.register_buffer('mean', torch.tensor(_MEAN).view(1, 3, 1, 1),
-                             False)
-        self.register_buffer('std', torch.tensor(_STD).view(1, 3, 1, 1),
-                             False)
+        # ImageNet statistics in 0..1, to undo EpisodeDataPreprocessor's
+        # normalisation.
+        self.register_buffer(
+            'mean', torch.tensor(IMAGENET_MEAN_01).view(1, 3, 1, 1), False)
+        self.register_buffer(
+            'std', torch.tensor(IMAGENET_STD_01).view(1, 3, 1, 1), False)
         for i, s in enumerate(self.sigmas):
             self.register_buffer(f'gauss{i}', _gaussian(s), False)
         gabors = []

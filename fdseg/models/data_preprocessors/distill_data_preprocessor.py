@@ -6,7 +6,7 @@ from mmengine.model import BaseDataPreprocessor
 from torch import Tensor
 
 from fdseg.registry import MODELS
-from .episode_data_preprocessor import IMAGENET_MEAN, IMAGENET_STD
+from fdseg.models.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 
 @MODELS.register_module()

@@ -4,10 +4,10 @@ from typing import Optional, Sequence
 import torch
 from mmengine.model import BaseDataPreprocessor
 
+from fdseg.models.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 from fdseg.registry import MODELS
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+__all__ = ['EpisodeDataPreprocessor', 'IMAGENET_MEAN', 'IMAGENET_STD']
 
 
 @MODELS.register_module()

@@ -18,15 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fdseg.models.utils.constants import IMAGENET_MEAN_01, IMAGENET_STD_01
 from fdseg.registry import MODELS
 from .base import BaseFewShotSegmentor
 
 # SAM2's placeholder logit for "no object" (sam2.modeling.sam2_base).
 NO_OBJ_SCORE = -1024.0
 
-# Frame normalisation of sam2.utils.misc.load_video_frames.
-SAM2_IMG_MEAN = (0.485, 0.456, 0.406)
-SAM2_IMG_STD = (0.229, 0.224, 0.225)
+# Frame normalisation of sam2.utils.misc.load_video_frames: ImageNet in 0..1.
+SAM2_IMG_MEAN = IMAGENET_MEAN_01
+SAM2_IMG_STD = IMAGENET_STD_01
 
 # Shorthands for the SAM2.1 models of Table 4 (SAM2-t/s/b/l): the sam2
 # package's Hydra config and the checkpoint name known to
