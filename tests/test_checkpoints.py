@@ -190,3 +190,13 @@ def test_split_pretrained_cfg():
     assert pre == dict(type='Pretrained', checkpoint='x')
     assert rest == dict(type='Kaiming')
     assert ck.split_pretrained_cfg(None) == (None, None)
+
+
+def test_table_is_data_beside_the_resolver():
+    """The entries live in checkpoint_table (issue 10); the resolver reads
+    the same dict, so old imports and monkeypatched entries keep working."""
+    from fdseg.utils import checkpoint_table
+    assert ck.CHECKPOINTS is checkpoint_table.CHECKPOINTS
+    assert not hasattr(ck, 'registered_names')
+    for entry in checkpoint_table.CHECKPOINTS.values():
+        assert {'url', 'filename', 'description', 'sha256'} <= set(entry)
