@@ -189,6 +189,20 @@ def test_fm_fastsam_config_in_segmentor(fastsam_ckpt):
 
 
 @needs_ultralytics
+def test_ultralytics_safe_load_adapter():
+    import ultralytics.nn.tasks as tasks
+
+    from fdseg.models.adapters.ultralytics import safe_load
+    before = tasks.SAFE_LOAD
+    with safe_load():
+        assert tasks.SAFE_LOAD is True
+    assert tasks.SAFE_LOAD == before
+    with pytest.raises(KeyError), safe_load():
+        raise KeyError
+    assert tasks.SAFE_LOAD == before
+
+
+@needs_ultralytics
 def test_fastsam_missing_weights_message(tmp_path, monkeypatch):
     monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(tmp_path))
     ref = FastSAMRefiner(checkpoint='fastsam_x')  # constructing is fine

@@ -532,3 +532,15 @@ def test_tools_test_end_to_end(tmp_path):
         'test_dataloader.dataset.indices=2'
     ])
     assert 'mIoU' in metrics and 'FB-IoU' in metrics
+
+
+def test_sam2_model_table():
+    """One SAM2.1 table; both spellings resolve to the same entry."""
+    from fdseg.models.adapters.sam2 import SAM2_ALIASES, sam2_model
+    from fdseg.models.refiners.sam2_prompt_refiner import SAM21_MODELS
+    from fdseg.models.segmentors.sam2_video_segmentor import SAM2_VARIANTS
+    for short, name in SAM2_ALIASES.items():
+        assert sam2_model(short) == sam2_model(name) == SAM21_MODELS[short]
+        assert sam2_model(name)[1].startswith('sam2.1_hiera_')
+    assert SAM2_VARIANTS['large'] == sam2_model('l')
+    assert sam2_model('configs/sam2.1/sam2.1_hiera_s.yaml') is None

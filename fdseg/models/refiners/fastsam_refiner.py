@@ -150,22 +150,15 @@ class FastSAMRefiner(BaseRefiner):
     def _open(self, factory, path: str):
         if not self.weights_only:
             return factory(path)
-        import ultralytics.nn.tasks as tasks
-
-        # ultralytics reads its safe-load switch from this module global
-        # (set from $ULTRALYTICS_SAFE_LOAD at import); turn it on for this
-        # load only.
-        previous = tasks.SAFE_LOAD
-        tasks.SAFE_LOAD = True
+        from fdseg.models.adapters.ultralytics import safe_load
         try:
-            return factory(path)
+            with safe_load():
+                return factory(path)
         except (TypeError, RuntimeError) as e:
             raise RuntimeError(
                 f'Could not open {path} with ultralytics\' restricted '
                 f'(weights_only=True) loader: {e}\nIf you trust this file, '
                 'set weights_only=False in the FastSAMRefiner config.') from e
-        finally:
-            tasks.SAFE_LOAD = previous
 
     def _random_fastsam(self, factory):
         """FastSAM with random weights: a one-class YOLOv8-seg of ``arch``.

@@ -5,6 +5,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fdseg.models.adapters.sam2 import (SAM2_ALIASES, SAM2_MODELS,
+                                        predict_batched,
+                                        set_predictor_image_size, sam2_model)
 from fdseg.registry import MODELS
 from .base_refiner import BaseRefiner
 from .fusion import MaskFusion, component_stats, connected_components
@@ -12,13 +15,9 @@ from .fusion import MaskFusion, component_stats, connected_components
 PROMPT_MODES = ('everything', 'points', 'center_points', 'boxes',
                 'center_points_boxes')
 
-#: SAM2.1 model sizes -> (sam2 package config, registered checkpoint name).
-SAM21_MODELS = {
-    't': ('configs/sam2.1/sam2.1_hiera_t.yaml', 'sam2.1_hiera_tiny'),
-    's': ('configs/sam2.1/sam2.1_hiera_s.yaml', 'sam2.1_hiera_small'),
-    'b+': ('configs/sam2.1/sam2.1_hiera_b+.yaml', 'sam2.1_hiera_base_plus'),
-    'l': ('configs/sam2.1/sam2.1_hiera_l.yaml', 'sam2.1_hiera_large'),
-}
+#: Kept for old imports: the short names of
+#: :data:`fdseg.models.adapters.sam2.SAM2_MODELS` (the one table).
+SAM21_MODELS = {k: SAM2_MODELS[v] for k, v in SAM2_ALIASES.items()}
 
 
 def prompts_from_mask(region: Tensor,
@@ -126,7 +125,8 @@ class SAM2PromptRefiner(BaseRefiner):
     (importing it initialises Hydra).
 
     Args:
-        model (str): SAM2.1 size, ``'t'``, ``'s'`` (paper), ``'b+'``, ``'l'``.
+        model (str): SAM2.1 size, ``'t'``, ``'s'`` (paper), ``'b+'``, ``'l'``
+            (or ``'tiny'``, ``'small'``, ``'base_plus'``, ``'large'``).
         checkpoint (str, optional): Registered name or path; defaults to
             the size's registered SAM2.1 checkpoint. ``None`` (explicitly)
             keeps random weights. Use ``'default'`` for the registered one.
@@ -164,14 +164,15 @@ class SAM2PromptRefiner(BaseRefiner):
                  fusion: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if model not in SAM21_MODELS:
-            raise ValueError(f'model must be one of {list(SAM21_MODELS)}')
+        if sam2_model(model) is None:
+            raise ValueError('model must be one of '
+                             f'{list(SAM2_ALIASES) + list(SAM2_MODELS)}')
         if prompt_mode not in PROMPT_MODES:
             raise ValueError(f'prompt_mode must be one of {PROMPT_MODES}')
         if image_size % 32:
             raise ValueError('image_size must be a multiple of 32')
         self.model_size = model
-        self.config_file, default_ckpt = SAM21_MODELS[model]
+        self.config_file, default_ckpt = sam2_model(model)
         self.checkpoint = default_ckpt if checkpoint == 'default' \
             else checkpoint
         self._check_checkpoint_matches()
@@ -227,9 +228,7 @@ class SAM2PromptRefiner(BaseRefiner):
         else:
             eng = predictor = SAM2ImagePredictor(net)
         # The predictor hard-codes the 1024-input feature sizes.
-        s = self.image_size
-        predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8),
-                                    (s // 16, s // 16)]
+        set_predictor_image_size(predictor, self.image_size)
         self._engine.append(eng)
         return eng
 
@@ -262,22 +261,10 @@ class SAM2PromptRefiner(BaseRefiner):
         n = pts.shape[0] if pts is not None else box.shape[0]
         if n == 0:
             return torch.zeros(0, *size, dtype=torch.bool, device=dev)
-        multimask = self._multimask(prompts)
-        tf = predictor._transforms
-        hw = predictor._orig_hw[-1]
-        if pts is not None:
-            pts = tf.transform_coords(pts.to(dev), normalize=True, orig_hw=hw)
-            lab = lab.to(dev)
-        if box is not None:
-            box = tf.transform_boxes(box.to(dev), normalize=True, orig_hw=hw)
         out = []
-        for i in range(0, n, self.prompts_per_batch):
-            sl = slice(i, i + self.prompts_per_batch)
-            masks, iou, _ = predictor._predict(
-                pts[sl] if pts is not None else None,
-                lab[sl] if lab is not None else None,
-                box[sl] if box is not None else None,
-                multimask_output=multimask)
+        for masks, iou in predict_batched(predictor, pts, lab, box,
+                                          self._multimask(prompts),
+                                          self.prompts_per_batch):
             best = iou.argmax(1)  # [p]; a no-op without multimask
             out.append(masks[torch.arange(masks.shape[0]), best])
         return torch.cat(out, 0).bool()

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fdseg.models.adapters.sam2 import (SAM2_MODELS, encode_new_memory,
+                                        prepare_backbone_features, sam2_model)
 from fdseg.models.utils.constants import IMAGENET_MEAN_01, IMAGENET_STD_01
 from fdseg.registry import MODELS
 from .base import BaseFewShotSegmentor
@@ -29,16 +31,9 @@ NO_OBJ_SCORE = -1024.0
 SAM2_IMG_MEAN = IMAGENET_MEAN_01
 SAM2_IMG_STD = IMAGENET_STD_01
 
-# Shorthands for the SAM2.1 models of Table 4 (SAM2-t/s/b/l): the sam2
-# package's Hydra config and the checkpoint name known to
-# fdseg.utils.checkpoints.resolve_checkpoint.
-SAM2_VARIANTS = {
-    'tiny': ('configs/sam2.1/sam2.1_hiera_t.yaml', 'sam2.1_hiera_tiny'),
-    'small': ('configs/sam2.1/sam2.1_hiera_s.yaml', 'sam2.1_hiera_small'),
-    'base_plus': ('configs/sam2.1/sam2.1_hiera_b+.yaml',
-                  'sam2.1_hiera_base_plus'),
-    'large': ('configs/sam2.1/sam2.1_hiera_l.yaml', 'sam2.1_hiera_large'),
-}
+# Kept for old imports (tools/analysis_tools/benchmark_sam2_video.py): the
+# one SAM2.1 model table of fdseg.models.adapters.sam2.
+SAM2_VARIANTS = SAM2_MODELS
 
 # What sam2.build_sam.build_sam2_video_predictor adds to every config
 # (besides the predictor class and its hole filling, handled here).
@@ -138,7 +133,8 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
 
     Args:
         model_cfg (str): ``'tiny'``, ``'small'``, ``'base_plus'``,
-            ``'large'`` (the SAM2.1 models) or a sam2 Hydra config name such
+            ``'large'`` (the SAM2.1 models; ``'t'``, ``'s'``, ``'b+'``,
+            ``'l'`` too) or a sam2 Hydra config name such
             as ``'configs/sam2.1/sam2.1_hiera_s.yaml'``.
         checkpoint (str, optional): Checkpoint name for
             :func:`fdseg.utils.checkpoints.resolve_checkpoint` (e.g.
@@ -192,7 +188,7 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
                              f'got {empty_support!r}')
         if mem_dtype not in (None, 'bfloat16', 'float16', 'float32'):
             raise ValueError(f'unknown mem_dtype {mem_dtype!r}')
-        self.model_cfg = SAM2_VARIANTS.get(model_cfg, (model_cfg, None))[0]
+        self.model_cfg = (sam2_model(model_cfg) or (model_cfg, None))[0]
         self.image_size = int(image_size)
         self.fill_hole_area = int(fill_hole_area)
         self.mem_dtype = getattr(torch, mem_dtype) if mem_dtype else None
@@ -318,9 +314,7 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
     def _image_features(self, frames: Tensor) -> Tuple[list, list, list]:
         """``[B, 3, S, S]`` frames -> SAM2's flattened multi-level features."""
         backbone_out = self.sam2.forward_image(frames)
-        _, feats, pos, sizes = self.sam2._prepare_backbone_features(
-            backbone_out)
-        return feats, pos, sizes
+        return prepare_backbone_features(self.sam2, backbone_out)
 
     @staticmethod
     def _slice_features(feats: list, pos: list, i: int) -> Tuple[list, list]:
@@ -360,10 +354,8 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         high_res = F.interpolate(
             pred_masks, (self.image_size, self.image_size), mode='bilinear',
             align_corners=False)
-        mem_feats, mem_pos = sam._encode_new_memory(
-            current_vision_feats=feats, feat_sizes=sizes,
-            pred_masks_high_res=high_res,
-            object_score_logits=out['object_score_logits'],
+        mem_feats, mem_pos = encode_new_memory(
+            sam, feats, sizes, high_res, out['object_score_logits'],
             is_mask_from_pts=True)
         if self.mem_dtype is not None:
             mem_feats = mem_feats.to(self.mem_dtype)
