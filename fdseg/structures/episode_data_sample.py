@@ -66,11 +66,6 @@ class EpisodeDataSample(SegDataSample):
     def support_labels(self) -> None:
         del self._support_labels
 
-    @property
-    def num_ways(self) -> int:
-        """Number of ways N of the episode."""
-        return len(self.metainfo.get('way_categories', [None]))
-
     def support_labels_or_default(self) -> torch.Tensor:
         """Support way labels, defaulting to all-ones (1-way)."""
         labels: Optional[torch.Tensor] = getattr(self, '_support_labels', None)

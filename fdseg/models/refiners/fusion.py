@@ -8,6 +8,11 @@ prompt modes). The pipeline of eqs. 9-14 is::
     R0 [H,W] ─ connected_components ─┐
     M_select ─ dilate (21x21) ───────┴─ fuse (eqs. 13-14) ─ R [H,W]
 
+``remove_overlap`` / ``select_masks`` / ``mask_coverage`` are the same
+steps on mask stacks (what the official code computes); the pipeline does
+not call them, tests/test_fusion.py pins them against the official code
+and the pipeline against them.
+
 The passes over the whole mask stack (areas, overlap removal) and the
 dilation run in numpy / OpenCV for CPU tensors (far faster than torch's
 CPU kernels for uint8 stacks) and in torch elsewhere.
