@@ -1,6 +1,6 @@
 """Base class of few-shot heads."""
 from abc import ABCMeta, abstractmethod
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,9 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
         align_corners (bool): Of the final logit upsampling.
         loss_decode (dict, optional): Loss config for training heads.
         ignore_index (int): Label ignored by the loss.
+        in_index (int): Level picked from a multi-level backbone output
+            (a tuple of ``[B, C, h, w]``), as mmseg heads do; -1 (the last,
+            deepest level) by default. A single tensor is used as is.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -39,13 +42,22 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
                  align_corners: bool = False,
                  loss_decode: Optional[dict] = None,
                  ignore_index: int = 255,
+                 in_index: int = -1,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
+        self.in_index = in_index
         self.num_ways = num_ways
         self.mask_downsample = mask_downsample
         self.align_corners = align_corners
         self.ignore_index = ignore_index
         self.loss_decode = MODELS.build(loss_decode) if loss_decode else None
+
+    def select_level(self, feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """The ``in_index`` level of a backbone output (mmseg's
+        ``_transform_inputs`` with a single index)."""
+        if isinstance(feats, (list, tuple)):
+            return feats[self.in_index]
+        return feats
 
     def downsample_support_masks(self, masks: Tensor, size) -> Tensor:
         """``[S, H, W]`` -> ``[S, h, w]`` with the shared utility."""

@@ -18,8 +18,7 @@ class AllBackgroundHead(BaseFewShotHead):
         return {}
 
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:
-        if isinstance(query_feats, (list, tuple)):
-            query_feats = query_feats[-1]
+        query_feats = self.select_level(query_feats)
         b, _, h, w = query_feats.shape
         logits = query_feats.new_zeros(b, 2, h, w)
         logits[:, 0] = 1

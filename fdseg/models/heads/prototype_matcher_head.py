@@ -154,8 +154,7 @@ class PrototypeMatcherHead(BaseFewShotHead):
             dict: ``protos`` ``[P, C]`` (L2-normalised for cosine) and
             ``groups`` ``[P]`` (0 = background, w = way w).
         """
-        if isinstance(support_feats, (list, tuple)):
-            support_feats = support_feats[-1]
+        support_feats = self.select_level(support_feats)
         S, C, h, w = support_feats.shape
         if support_labels is None:
             support_labels = support_masks.new_ones(S)
@@ -229,8 +228,7 @@ class PrototypeMatcherHead(BaseFewShotHead):
         return out.reshape(n + 1, h, w)
 
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:
-        if isinstance(query_feats, (list, tuple)):
-            query_feats = query_feats[-1]
+        query_feats = self.select_level(query_feats)
         if len(supports) != query_feats.shape[0]:
             raise ValueError(f'{query_feats.shape[0]} queries but '
                              f'{len(supports)} support states')

@@ -31,8 +31,7 @@ class MaskedAverageHead(BaseFewShotHead):
     def encode_support(self, support_feats: Tensor, support_masks: Tensor,
                        support_labels: Optional[Tensor] = None) -> Dict:
         """``[S, C, h, w]`` features -> ``[2, C]`` bg/fg prototypes."""
-        if isinstance(support_feats, (list, tuple)):
-            support_feats = support_feats[-1]
+        support_feats = self.select_level(support_feats)  # in_index
         m = self.downsample_support_masks(support_masks,
                                           support_feats.shape[-2:])[:, None]
         fg = (support_feats * m).sum((0, 2, 3)) / m.sum().clamp_min(1e-6)
@@ -42,8 +41,7 @@ class MaskedAverageHead(BaseFewShotHead):
 
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:
         """``[B, C, h, w]`` -> ``[B, 2, h, w]`` cosine logits."""
-        if isinstance(query_feats, (list, tuple)):
-            query_feats = query_feats[-1]
+        query_feats = self.select_level(query_feats)
         q = F.normalize(query_feats, dim=1)
         protos = torch.stack([s['protos'] for s in supports])  # [B, 2, C]
         return torch.einsum('bchw,bkc->bkhw', q, protos) * self.temperature
