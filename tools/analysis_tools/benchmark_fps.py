@@ -68,9 +68,8 @@ def load_batches(cfg: Config, num: int):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from fdseg.utils.config_checks import load_config
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'fdseg'))
     import fdseg.utils
     fdseg.utils.register_all_modules(init_default_scope=False)

@@ -40,7 +40,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 os.environ.setdefault('YOLO_OFFLINE', '1')
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 
 from fdseg.registry import DATASETS, MODELS  # noqa: E402
@@ -135,9 +135,8 @@ def main(argv=None):
             raise SystemExit(f'unknown refiner {n!r}; choose from {ALL}')
     device = torch.device(args.device)
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from fdseg.utils.config_checks import load_config
+    cfg = load_config(args.config, args.cfg_options)
     torch.manual_seed(0)
     model_cfg = cfg.model.copy()
     model_cfg.pop('refiner', None)
