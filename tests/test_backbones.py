@@ -60,7 +60,7 @@ def test_pdn_loads_official_sequential(ckpt_dir, size, c, name):
     assert model.out_channels == 384 and model.out_stride == 4
     x = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
-        y_ref, y = ref(x), model(x)
+        y_ref, y = ref(x), model(x)[0]
     assert y.shape == (1, 384, 64, 64)
     assert torch.allclose(y, y_ref, atol=1e-6, rtol=0)
 
@@ -69,7 +69,7 @@ def test_pdn_resnet_teacher_width():
     model = MODELS.build(dict(type='PDNStudent', size='small',
                               out_channels=512, frozen=True))
     with torch.no_grad():
-        y = model(torch.randn(1, 3, 64, 64))
+        y = model(torch.randn(1, 3, 64, 64))[0]
     assert y.shape == (1, 512, 16, 16)
     assert not model.training and not any(
         p.requires_grad for p in model.parameters())
@@ -125,7 +125,7 @@ def test_dino_vits8_512_matches_reference():
     assert not model.training
     x = torch.randn(1, 3, 512, 512)
     with torch.no_grad():
-        y = model(x)
+        y = model(x)[0]
         y_ref = reference_dino_features(model.vit, x)
     assert y.shape == (1, 384, 64, 64)
     assert torch.allclose(y, y_ref, atol=1e-5, rtol=1e-5)
@@ -163,11 +163,11 @@ def test_dino_pretrained_via_resolver(ckpt_dir):
     _quiet_init(dst)
     x = torch.randn(1, 3, 96, 128)
     with torch.no_grad():
-        assert torch.equal(src(x), dst(x))
-        assert dst(x).shape == (1, 384, 6, 8)
+        assert torch.equal(src(x)[0], dst(x)[0])
+        assert dst(x)[0].shape == (1, 384, 6, 8)
         # input_size resizes first (the GFDS teacher runs DINO at 512).
         dst.input_size = (128, 128)
-        assert dst(x).shape == (1, 384, 8, 8)
+        assert dst(x)[0].shape == (1, 384, 8, 8)
 
 
 def test_dinov2_shapes_and_mask_token(ckpt_dir):
@@ -186,9 +186,9 @@ def test_dinov2_shapes_and_mask_token(ckpt_dir):
     _quiet_init(dst)
     x = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
-        y = dst(x)
+        y = dst(x)[0]
         y_src = src(F.interpolate(x, size=266, mode='bilinear',
-                                  align_corners=False))
+                                  align_corners=False))[0]
     assert y.shape == (1, 384, 19, 19)
     assert torch.equal(y, y_src)
 
@@ -237,7 +237,7 @@ def test_resnet_pretrained_and_frozen_bn(ckpt_dir):
     with torch.no_grad():
         r = ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))
         r = ref.layer3(ref.layer2(ref.layer1(r)))
-        assert torch.allclose(model(x), r, atol=1e-6)
+        assert torch.allclose(model(x)[0], r, atol=1e-6)
 
 
 def test_distilled_student_export_roundtrip(tmp_path):
@@ -263,4 +263,4 @@ def test_distilled_student_export_roundtrip(tmp_path):
         type='Pretrained', checkpoint=str(tmp_path / 'out.pth')))
     dst.init_weights()
     x = torch.randn(1, 3, 64, 64)
-    assert torch.equal(dst(x), src(x))
+    assert torch.equal(dst(x)[0], src(x)[0])

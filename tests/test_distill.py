@@ -356,8 +356,8 @@ def test_distiller_loss_and_frozen_teacher():
     inputs = _batch()
     losses = model(inputs, mode='loss')
     with torch.no_grad():
-        ref = ((model.student(inputs['student']) -
-                model.teacher(inputs['teacher']))**2).mean()
+        ref = ((model.student(inputs['student'])[0] -
+                model.teacher(inputs['teacher'])[0])**2).mean()
     assert set(losses) == {'loss_distill'}
     assert torch.allclose(losses['loss_distill'], ref)
     losses['loss_distill'].backward()
@@ -379,8 +379,8 @@ def test_distiller_loss_and_frozen_teacher():
     with torch.no_grad():
         up = F.interpolate(inputs['student'], size=(128, 128),
                            mode='bilinear', align_corners=False)
-        ref_up = ((model.student(inputs['student']) -
-                   model.teacher(up))**2).mean()
+        ref_up = ((model.student(inputs['student'])[0] -
+                   model.teacher(up)[0])**2).mean()
     assert torch.allclose(only, ref_up)
 
 
@@ -401,9 +401,9 @@ def test_distiller_state_dict_and_alignment():
     model = _model(teacher_input_size=None)
     loss = model(inputs, mode='loss')['loss_distill']
     with torch.no_grad():
-        t = F.interpolate(model.teacher(inputs['teacher']), size=(16, 16),
+        t = F.interpolate(model.teacher(inputs['teacher'])[0], size=(16, 16),
                           mode='bilinear', align_corners=False)
-        ref = ((model.student(inputs['student']) - t)**2).mean()
+        ref = ((model.student(inputs['student'])[0] - t)**2).mean()
     assert torch.allclose(loss, ref)
     with pytest.raises(ValueError, match='out_channels=128'):
         _model(student=dict(STUDENT, out_channels=64))
@@ -430,7 +430,7 @@ def test_teacher_channel_norm_hook(image_root):
     with torch.no_grad():
         feats = torch.cat([
             model.teacher(model.data_preprocessor(
-                pseudo_collate([ds[i]]))['inputs']['teacher'])
+                pseudo_collate([ds[i]]))['inputs']['teacher'])[0]
             for i in range(len(ds))]).double()
     mean = feats.mean(dim=(0, 2, 3))
     std = feats.permute(1, 0, 2, 3).flatten(1).std(dim=1, unbiased=False)
@@ -440,9 +440,9 @@ def test_teacher_channel_norm_hook(image_root):
                           rtol=1e-4, atol=1e-5)
     loss = model(inputs, mode='loss')['loss_distill']
     with torch.no_grad():
-        t = (model.teacher(inputs['teacher']) - model.teacher_mean) / \
+        t = (model.teacher(inputs['teacher'])[0] - model.teacher_mean) / \
             model.teacher_std
-        ref = ((model.student(inputs['student']) - t)**2).mean()
+        ref = ((model.student(inputs['student'])[0] - t)**2).mean()
     assert torch.allclose(loss, ref)
     # Present statistics (resume / load_from) are kept.
     assert 'teacher_mean' in model.state_dict()

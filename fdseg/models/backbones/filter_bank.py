@@ -7,7 +7,7 @@ tests; it is not a substitute for the paper's distilled students (it has no
 semantics, only local appearance).
 """
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -185,8 +185,9 @@ class FilterBank(BaseModule):
         return (out[:, :3], out[:, 3:3 + K], out[:, 3 + K:3 + K + n],
                 out[:, 3 + K + n:])
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``[B, 3, H, W]`` -> ``[B, C, H / stride, W / stride]``."""
+    def forward(self, x: Tensor) -> Tuple[Tensor]:
+        """``[B, 3, H, W]`` -> one level ``([B, C, H / stride, W / stride],)``.
+        """
         if self.input_normalized:
             x = x * self.std + self.mean
         gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
@@ -206,4 +207,4 @@ class FilterBank(BaseModule):
             mu = f.mean((2, 3), keepdim=True)
             sd = f.std((2, 3), keepdim=True).clamp_min(1e-6)
             f = (f - mu) / sd
-        return f
+        return (f, )

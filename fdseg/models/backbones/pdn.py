@@ -16,7 +16,7 @@ ordering, so the released ``model_large.pth`` / ``model_small.pth`` (state
 dicts of those Sequentials, keys ``'0.weight'``, ``'3.weight'``, ...) load
 into ``self.pdn`` one-to-one, no conversion needed.
 """
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -127,7 +127,7 @@ class PDNStudent(ResolverPretrainedMixin, BaseModule):
             state_dict = {k[4:]: v for k, v in state_dict.items()}
         self.pdn.load_state_dict(state_dict, strict=True)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tuple[Tensor]:
         """Extract the dense feature map.
 
         Args:
@@ -135,10 +135,10 @@ class PDNStudent(ResolverPretrainedMixin, BaseModule):
                 (the paper uses 256x256).
 
         Returns:
-            Tensor: ``[B, out_channels, H/4, W/4]`` (``[B, 384, 64, 64]`` for
-            a 256x256 input with ``padding=True``).
+            tuple[Tensor]: One level, ``[B, out_channels, H/4, W/4]``
+            (``[B, 384, 64, 64]`` for a 256x256 input with ``padding=True``).
         """
-        return self.pdn(x)
+        return (self.pdn(x), )
 
 
 __all__ = ['PDNStudent']

@@ -115,23 +115,23 @@ class ResNetLayer(ResolverPretrainedMixin, BaseModule):
                       if not k.startswith(dropped)}
         self.load_state_dict(state_dict, strict=True)
 
-    def forward(self, x: Tensor) -> Union[Tensor, Tuple[Tensor, ...]]:
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Run the stem and the kept layers.
 
         Args:
             x (Tensor): ImageNet-normalised images ``[B, 3, H, W]``.
 
         Returns:
-            Tensor | tuple[Tensor]: ``[B, C, H/s, W/s]`` per requested layer
-            (``s`` = 8 for layer2, 16 for layer3).
+            tuple[Tensor]: ``[B, C, H/s, W/s]`` per requested layer
+            (``s`` = 8 for layer2, 16 for layer3), in ``out_layer`` order;
+            one level for a single layer name.
         """
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         feats = {}
         for name in self.kept_layers:
             x = getattr(self, name)(x)
             feats[name] = x
-        outs = tuple(feats[n] for n in self.out_layers)
-        return outs if self.multi else outs[0]
+        return tuple(feats[n] for n in self.out_layers)
 
 
 __all__ = ['ResNetLayer']

@@ -210,7 +210,7 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
                 antialias=self.interpolate_antialias)
         return vit.pos_drop(tokens + pos), h0, w0
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tuple[Tensor]:
         """Dense patch features.
 
         Args:
@@ -220,8 +220,9 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
                 floored, as the official patch convolution does.
 
         Returns:
-            Tensor: ``[B, C, H'/p, W'/p]`` (``H', W'`` after the optional
-            resize), e.g. ``[B, 384, 64, 64]`` for ViT-S/8 at 512.
+            tuple[Tensor]: One level, ``[B, C, H'/p, W'/p]`` (``H', W'``
+            after the optional resize), e.g. ``[B, 384, 64, 64]`` for ViT-S/8
+            at 512.
         """
         if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
             align = False if self.resize_mode in ('bilinear', 'bicubic') else None
@@ -236,7 +237,7 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
         if self.final_norm:
             tokens = vit.norm(tokens)
         patches = tokens[:, vit.num_prefix_tokens:]
-        return patches.transpose(1, 2).reshape(x.shape[0], -1, h0, w0)
+        return (patches.transpose(1, 2).reshape(x.shape[0], -1, h0, w0), )
 
 
 @MODELS.register_module()

@@ -48,6 +48,14 @@ from fdseg.registry import MODELS
 InputsType = Union[Tensor, Dict[str, Tensor]]
 
 
+def _one_level(feats: Tuple[Tensor, ...], who: str) -> Tensor:
+    """The single level of a backbone output (backbones return tuples)."""
+    if len(feats) != 1:
+        raise TypeError(f'the {who} must return one feature level, got '
+                        f'{len(feats)}')
+    return feats[0]
+
+
 @MODELS.register_module()
 class FeatureDistiller(BaseModel):
     """Distil a frozen teacher's dense features into a trainable student.
@@ -63,7 +71,7 @@ class FeatureDistiller(BaseModel):
 
     Args:
         teacher (dict): Teacher backbone config (``DINOViT``, ``DINOv2ViT``,
-            ``ResNetLayer``, ...) returning one ``[B, C, h, w]`` map; its
+            ``ResNetLayer``, ...) returning one level ``([B, C, h, w],)``; its
             weights come from its ``init_cfg``. It is frozen here whatever
             its own ``frozen`` flag says.
         student (dict): Student backbone config (``PDNStudent``).
@@ -187,6 +195,10 @@ class FeatureDistiller(BaseModel):
                 teacher_in, size=size, mode='bilinear', align_corners=False)
         return teacher_in
 
+    def extract_student(self, student_in: Tensor) -> Tensor:
+        """``[B, 3, Hs, Ws]`` normalised images -> ``[B, C, h, w]``."""
+        return _one_level(self.student(student_in), 'student')
+
     @torch.no_grad()
     def extract_teacher(self, teacher_in: Tensor,
                         normalize: bool = True) -> Tensor:
@@ -199,12 +211,7 @@ class FeatureDistiller(BaseModel):
         Returns:
             Tensor: ``[B, C, h, w]``.
         """
-        feats = self.teacher(teacher_in)
-        if isinstance(feats, (tuple, list)):
-            if len(feats) != 1:
-                raise TypeError('the teacher must return one feature map, '
-                                f'got {len(feats)}')
-            feats = feats[0]
+        feats = _one_level(self.teacher(teacher_in), 'teacher')
         if normalize and self.teacher_norm == 'channel':
             if int(self.teacher_stats_count) == 0:
                 raise RuntimeError(
@@ -247,7 +254,7 @@ class FeatureDistiller(BaseModel):
 
     def _pair(self, inputs: InputsType) -> Tuple[Tensor, Tensor]:
         student_in, teacher_in = self._split_inputs(inputs)
-        feats_s = self.student(student_in)
+        feats_s = self.extract_student(student_in)
         feats_t = self.extract_teacher(self.teacher_inputs(student_in,
                                                            teacher_in))
         return feats_s, self._targets(feats_s, feats_t)
@@ -278,7 +285,7 @@ class FeatureDistiller(BaseModel):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return self.student(self._split_inputs(inputs)[0])
+            return self.extract_student(self._split_inputs(inputs)[0])
         raise RuntimeError(f'Invalid mode "{mode}"; only "loss", "predict" '
                            'and "tensor" are supported')
 
