@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fdseg.models.utils.size import to_hw
 from fdseg.registry import MODELS
 from .base_refiner import BaseRefiner
 from .fusion import MaskFusion
@@ -70,8 +71,10 @@ class FastSAMRefiner(BaseRefiner):
         arch (str, optional): ultralytics model yaml used when
             ``checkpoint`` is None; defaults to ``model``'s architecture
             (``yolov8x-seg.yaml`` / ``yolov8s-seg.yaml``, one class).
-        imgsz (int | tuple, optional): FastSAM input size; ``None`` = the
-            query size (256 in GFDS, as officially).
+        imgsz (int | tuple, optional): FastSAM input size, ``s`` or
+            ``(h, w)`` (fdseg's size order, :func:`~fdseg.models.utils.to_hw`;
+            also ultralytics'); ``None`` = the query size (256 in GFDS, as
+            officially).
         conf (float): Confidence threshold (0.1).
         iou (float): NMS IoU threshold (0.5).
         retina_masks (bool): Masks at the input resolution (True).
@@ -116,7 +119,7 @@ class FastSAMRefiner(BaseRefiner):
         self.model_size = model
         self.checkpoint = checkpoint
         self.arch = arch or default_arch
-        self.imgsz = imgsz
+        self.imgsz = to_hw(imgsz)
         self.predict_args = dict(conf=conf, iou=iou,
                                  retina_masks=retina_masks, max_det=max_det,
                                  verbose=False)
