@@ -1,4 +1,5 @@
 """Shared fixtures: tiny GFDS-layout folders generated on the fly."""
+
 import os
 import os.path as osp
 
@@ -17,11 +18,22 @@ SHARED_DATA = osp.join(osp.dirname(REPO), 'shared', 'data')
 def _fdseg_scope():
     init_default_scope('fdseg')
     import fdseg.utils
+
     fdseg.utils.register_all_modules(init_default_scope=False)
 
 
-def write_product(root, product, categories, n=4, size=(48, 40), mode='binary',
-                  good=0, seed=0, ext='.png', gray=False):
+def write_product(
+    root,
+    product,
+    categories,
+    n=4,
+    size=(48, 40),
+    mode='binary',
+    good=0,
+    seed=0,
+    ext='.png',
+    gray=False,
+):
     """Write ``n`` images per category with a rectangle defect each.
 
     Binary masks are anti-aliased (a blurred edge); value-indexed masks hold
@@ -38,7 +50,7 @@ def write_product(root, product, categories, n=4, size=(48, 40), mode='binary',
             img = rng.integers(90, 140, (h, w, 3)).astype(np.uint8)
             m = np.zeros((h, w), np.uint8)
             y, x = rng.integers(2, h - 12), rng.integers(2, w - 12)
-            m[y:y + 8, x:x + 10] = 255
+            m[y : y + 8, x : x + 10] = 255
             img[m > 0] = 30 + 60 * ci
             if mode == 'binary':
                 m = cv2.GaussianBlur(m, (3, 3), 0)
@@ -61,8 +73,16 @@ def gfds_root(tmp_path_factory):
     """Two products: binary masks with a good folder, and value-indexed."""
     root = str(tmp_path_factory.mktemp('gfds'))
     write_product(root, 'texture', ['crack', 'spot'], n=4, good=2)
-    write_product(root, 'indexed', ['a', 'b', 'c'], n=3, mode='index',
-                  ext='.jpg', gray=True, seed=1)
+    write_product(
+        root,
+        'indexed',
+        ['a', 'b', 'c'],
+        n=3,
+        mode='index',
+        ext='.jpg',
+        gray=True,
+        seed=1,
+    )
     return root
 
 
@@ -70,6 +90,7 @@ def gfds_root(tmp_path_factory):
 def synthetic_root(tmp_path_factory):
     """A small synthetic benchmark (fdseg.datasets.synthetic)."""
     from fdseg.datasets.synthetic import generate_synthetic_benchmark
+
     root = str(tmp_path_factory.mktemp('synthetic') / 'bench')
     generate_synthetic_benchmark(root, seed=0, num_images=4, progress=False)
     return root

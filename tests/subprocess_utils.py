@@ -1,4 +1,5 @@
 """Helpers for tests that run fdseg's tools in subprocesses (torchrun too)."""
+
 import os
 import signal
 import socket
@@ -14,8 +15,7 @@ def tool_env() -> dict:
     env = dict(os.environ)
     env.pop('PYTHONPATH', None)  # the tools must find fdseg on their own
     env.update(OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
-              'MASTER_PORT'):
+    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
         env.pop(k, None)
     return env
 
@@ -25,11 +25,15 @@ def start(args, cwd, env=None) -> subprocess.Popen:
 
     ``env`` entries are added to :func:`tool_env`.
     """
-    return subprocess.Popen([sys.executable] + list(args), cwd=cwd,
-                            env={**tool_env(), **(env or {})},
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable] + list(args),
+        cwd=cwd,
+        env={**tool_env(), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(proc, timeout):
@@ -73,6 +77,7 @@ def run_pool(jobs, width=2, timeout=600):
     """
     import tempfile
     import time
+
     pending, running, done = list(jobs.items()), {}, {}
     deadline = time.monotonic() + timeout
     while pending or running:
@@ -80,9 +85,14 @@ def run_pool(jobs, width=2, timeout=600):
             key, (args, cwd, env) = pending.pop(0)
             log = tempfile.TemporaryFile('w+')
             proc = subprocess.Popen(
-                [sys.executable] + list(args), cwd=cwd,
-                env={**tool_env(), **(env or {})}, stdout=log,
-                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                [sys.executable] + list(args),
+                cwd=cwd,
+                env={**tool_env(), **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
             running[key] = (proc, log)
         for key, (proc, log) in list(running.items()):
             if proc.poll() is not None:

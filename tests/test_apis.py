@@ -1,4 +1,5 @@
 """Inference API: pin a support set, stream queries, map back to size."""
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,7 @@ def _images(seed, n, size=(50, 60)):
         img = rng.integers(100, 140, (*size, 3)).astype(np.uint8)
         m = np.zeros(size, np.uint8)
         y, x = rng.integers(5, size[0] - 20), rng.integers(5, size[1] - 20)
-        m[y:y + 12, x:x + 12] = 1
+        m[y : y + 12, x : x + 12] = 1
         img[m > 0] = (20, 200, 20)
         imgs.append(img)
         masks.append(m)
@@ -24,8 +25,12 @@ def _images(seed, n, size=(50, 60)):
 @pytest.fixture
 def model():
     return MODELS.build(
-        dict(type='FewShotSegmentor', backbone=dict(type='FilterBank'),
-             head=dict(type='PrototypeMatcherHead'))).eval()
+        dict(
+            type='FewShotSegmentor',
+            backbone=dict(type='FilterBank'),
+            head=dict(type='PrototypeMatcherHead'),
+        )
+    ).eval()
 
 
 def test_pinned_support_segments_queries_at_original_size(model):
@@ -49,8 +54,9 @@ def test_support_encoded_once(model, monkeypatch):
     inf = FewShotInferencer(model, scale=(64, 64))
     calls = []
     orig = model.head.encode_support
-    monkeypatch.setattr(model.head, 'encode_support',
-                        lambda *a, **k: calls.append(1) or orig(*a, **k))
+    monkeypatch.setattr(
+        model.head, 'encode_support', lambda *a, **k: calls.append(1) or orig(*a, **k)
+    )
     inf.set_support(s_imgs, s_masks)
     inf(_images(2, 4)[0])
     inf(_images(3, 2)[0])
@@ -68,24 +74,22 @@ def test_bad_support_input(model):
 
 def test_segmentor_support_cache_reuses_states(model):
     from mmengine.dataset import pseudo_collate
-    from fdseg.structures import EpisodeDataSample
     from mmengine.structures import PixelData
+
+    from fdseg.structures import EpisodeDataSample
 
     def sample(key):
         s = EpisodeDataSample()
-        s.support_imgs = torch.randint(0, 255, (1, 3, 32, 32),
-                                       dtype=torch.uint8)
+        s.support_imgs = torch.randint(0, 255, (1, 3, 32, 32), dtype=torch.uint8)
         s.support_masks = torch.zeros(1, 32, 32, dtype=torch.long)
         s.support_masks[0, 4:9, 4:9] = 1
         s.gt_sem_seg = PixelData(data=torch.zeros(1, 32, 32))
         s.set_metainfo(dict(support_key=key, img_shape=(32, 32)))
-        return dict(inputs=torch.zeros(3, 32, 32, dtype=torch.uint8),
-                    data_samples=s)
+        return dict(inputs=torch.zeros(3, 32, 32, dtype=torch.uint8), data_samples=s)
 
     calls = []
     orig = model.head.encode_support
-    model.head.encode_support = lambda *a, **k: calls.append(1) or orig(
-        *a, **k)
+    model.head.encode_support = lambda *a, **k: calls.append(1) or orig(*a, **k)
     for key in ['a', 'a', 'b', 'a', None, None]:
         data = model.data_preprocessor(pseudo_collate([sample(key)]))
         model(**data, mode='predict')

@@ -1,4 +1,5 @@
 """Offline checkpoint resolver: lookup, messages, checksums, safe loading."""
+
 import hashlib
 import json
 import os
@@ -23,7 +24,8 @@ def test_cache_dir_env(tmp_path, monkeypatch):
     monkeypatch.delenv(ck.ENV_CHECKPOINT_DIR, raising=False)
     monkeypatch.delenv(ck.ENV_HOME, raising=False)
     assert ck.get_cache_dir() == os.path.abspath(
-        os.path.expanduser('~/.cache/fdseg/checkpoints'))
+        os.path.expanduser('~/.cache/fdseg/checkpoints')
+    )
     monkeypatch.setenv(ck.ENV_HOME, str(tmp_path / 'home'))
     assert ck.get_cache_dir() == str(tmp_path / 'home' / 'checkpoints')
     monkeypatch.setenv(ck.ENV_CHECKPOINT_DIR, str(tmp_path / 'direct'))
@@ -61,8 +63,7 @@ def test_torchvision_entries_match_installed_torchvision():
         'torchvision_resnet18': tvm.ResNet18_Weights.IMAGENET1K_V1,
         'torchvision_resnet50': tvm.ResNet50_Weights.IMAGENET1K_V1,
         'torchvision_wide_resnet50_2': tvm.Wide_ResNet50_2_Weights.IMAGENET1K_V1,
-        'torchvision_wide_resnet101_2':
-            tvm.Wide_ResNet101_2_Weights.IMAGENET1K_V1,
+        'torchvision_wide_resnet101_2': tvm.Wide_ResNet101_2_Weights.IMAGENET1K_V1,
     }
     for name, w in pairs.items():
         e = ck.CHECKPOINTS[name]
@@ -106,8 +107,9 @@ def test_lookup_by_filename_and_url(ckpt_dir):
 
 def test_unknown_sha_warns_once(ckpt_dir):
     ck._WARNED_NO_SHA.discard('dino_vitb8')
-    torch.save({'w': torch.zeros(1)},
-               ckpt_dir / ck.CHECKPOINTS['dino_vitb8']['filename'])
+    torch.save(
+        {'w': torch.zeros(1)}, ckpt_dir / ck.CHECKPOINTS['dino_vitb8']['filename']
+    )
     with pytest.warns(UserWarning, match='No sha256'):
         ck.resolve_checkpoint('dino_vitb8')
     with warnings.catch_warnings():
@@ -116,15 +118,19 @@ def test_unknown_sha_warns_once(ckpt_dir):
 
 
 def _register(monkeypatch, name, filename, **kw):
-    entry = dict(url='https://example.invalid/' + filename, sha256=None,
-                 filename=filename, description='test entry')
+    entry = dict(
+        url='https://example.invalid/' + filename,
+        sha256=None,
+        filename=filename,
+        description='test entry',
+    )
     entry.update(kw)
     monkeypatch.setitem(ck.CHECKPOINTS, name, entry)
 
 
 def test_sha256_verified_and_cached(ckpt_dir, monkeypatch):
     path = ckpt_dir / 'good.pth'
-    torch.save({'w': torch.arange(4.)}, path)
+    torch.save({'w': torch.arange(4.0)}, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _register(monkeypatch, 'good', 'good.pth', sha256=digest)
     assert ck.resolve_checkpoint('good') == str(path)
@@ -132,8 +138,9 @@ def test_sha256_verified_and_cached(ckpt_dir, monkeypatch):
     assert cache['good.pth']['sha256'] == digest
     # The cached digest is reused while size and mtime are unchanged.
     calls = []
-    monkeypatch.setattr(ck, '_file_sha256',
-                        lambda p, chunk=0: calls.append(p) or digest)
+    monkeypatch.setattr(
+        ck, '_file_sha256', lambda p, chunk=0: calls.append(p) or digest
+    )
     ck.resolve_checkpoint('good')
     assert calls == []
 
@@ -156,8 +163,7 @@ def test_sha256_mismatch(ckpt_dir, monkeypatch):
 def test_weights_only_refuses_pickled_objects(tmp_path):
     # Any non-tensor class: torch.load(weights_only=True) must refuse it.
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.zeros(1)},
-                'obj': _Arbitrary()}, path)
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'obj': _Arbitrary()}, path)
     with pytest.raises(pickle.UnpicklingError, match='weights_only'):
         ck.load_third_party_state_dict(str(path))
 
@@ -177,16 +183,21 @@ def test_wrappers_unwrapped(tmp_path):
     torch.save({'model': {'module.' + k: v for k, v in sd.items()}}, p)
     assert set(ck.load_third_party_state_dict(str(p))) == set(sd)
     p = tmp_path / 'full.pth'
-    torch.save({'student': {'x': torch.zeros(1)},
-                'teacher': {'backbone.' + k: v for k, v in sd.items()}}, p)
-    out = ck.load_third_party_state_dict(str(p), key='teacher',
-                                         prefix='backbone.')
+    torch.save(
+        {
+            'student': {'x': torch.zeros(1)},
+            'teacher': {'backbone.' + k: v for k, v in sd.items()},
+        },
+        p,
+    )
+    out = ck.load_third_party_state_dict(str(p), key='teacher', prefix='backbone.')
     assert set(out) == set(sd)
 
 
 def test_split_pretrained_cfg():
     pre, rest = ck.split_pretrained_cfg(
-        [dict(type='Kaiming'), dict(type='Pretrained', checkpoint='x')])
+        [dict(type='Kaiming'), dict(type='Pretrained', checkpoint='x')]
+    )
     assert pre == dict(type='Pretrained', checkpoint='x')
     assert rest == dict(type='Kaiming')
     assert ck.split_pretrained_cfg(None) == (None, None)
@@ -196,6 +207,7 @@ def test_table_is_data_beside_the_resolver():
     """The entries live in checkpoint_table (issue 10); the resolver reads
     the same dict, so old imports and monkeypatched entries keep working."""
     from fdseg.utils import checkpoint_table
+
     assert ck.CHECKPOINTS is checkpoint_table.CHECKPOINTS
     assert not hasattr(ck, 'registered_names')
     for entry in checkpoint_table.CHECKPOINTS.values():

@@ -1,5 +1,6 @@
 """Every config parses and its model builds with pretrained weights off;
 every feature-matching extractor of Tables 5-6 segments a real episode."""
+
 import copy
 import glob
 import os.path as osp
@@ -13,9 +14,11 @@ from fdseg.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True) +
-    glob.glob(osp.join(REPO, 'projects', '*', 'configs', '*.py')))
+    glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    + glob.glob(osp.join(REPO, 'projects', '*', 'configs', '*.py'))
+)
 CONFIGS = [c for c in CONFIGS if '_base_' not in c]
+
 
 def is_sam2_large_video(model_cfg):
     """SAM2.1-large video configs: ~900 MB of random weights to build."""
@@ -23,6 +26,12 @@ def is_sam2_large_video(model_cfg):
         return False
     size = str(model_cfg.get('model_cfg'))
     return size in ('large', 'l') or size.endswith('hiera_l.yaml')
+
+
+# Random ViTs are built one block deep: the architecture (patch size, width,
+# position grid) is what these tests check, and ViT-L/14 at full depth costs
+# seconds per build.
+VIT_TYPES = ('DINOViT', 'DINOv2ViT')
 
 
 def no_weights(cfg):
@@ -36,6 +45,8 @@ def no_weights(cfg):
                 out[k] = None
             else:
                 out[k] = no_weights(v)
+        if out.get('type') in VIT_TYPES:
+            out['timm_kwargs'] = dict(out.get('timm_kwargs') or {}, depth=1)
         return out
     if isinstance(cfg, (list, tuple)):
         return type(cfg)(no_weights(v) for v in cfg)
@@ -81,8 +92,7 @@ def test_model_builds(name, model_cfg):
     model.init_weights()
     # Every sub-model the config names is built as a child module, and no
     # parameter lives outside those children (SAM2 video: its `sam2` model).
-    named = {k for k, v in model_cfg.items()
-             if isinstance(v, dict) and 'type' in v}
+    named = {k for k, v in model_cfg.items() if isinstance(v, dict) and 'type' in v}
     children = dict(model.named_children())
     assert named <= set(children), (name, named - set(children))
     top = {k.split('.')[0] for k, _ in model.named_parameters()}
@@ -97,24 +107,28 @@ def test_sam2_large_skip_rule():
 
 
 FM = sorted(
-    glob.glob(osp.join(REPO, 'configs', 'fm', 'fm_*gfds-all-1shot.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'fm', 'fm-f*gfds-all-1shot.py')))
+    glob.glob(osp.join(REPO, 'configs', 'fm', 'fm_*gfds-all-1shot.py'))
+    + glob.glob(osp.join(REPO, 'configs', 'fm', 'fm-f*gfds-all-1shot.py'))
+)
 
 
 @pytest.fixture(scope='module')
 def episode(tmp_path_factory):
     from fdseg.datasets import SyntheticDefectDataset
     from fdseg.datasets.transforms import episode_pipeline
+
     root = str(tmp_path_factory.mktemp('fm') / 'syn')
     ds = SyntheticDefectDataset(
-        data_root=root, num_images=2, image_size=128,
+        data_root=root,
+        num_images=2,
+        image_size=128,
         products=[dict(name='metal', categories=['spot'])],
-        pipeline=episode_pipeline(128))
+        pipeline=episode_pipeline(128),
+    )
     return pseudo_collate([ds[0]])
 
 
-@pytest.mark.parametrize('path', [p for p in FM if 'fastsam' not in p],
-                         ids=rel)
+@pytest.mark.parametrize('path', [p for p in FM if 'fastsam' not in p], ids=rel)
 def test_fm_config_segments_an_episode(path, episode):
     """Each Table-5 extractor / Table-6 strategy runs with random weights."""
     cfg = Config.fromfile(path)

@@ -4,6 +4,7 @@ Each test writes a few files in the source dataset's published layout and
 mask convention, converts them, checks the GFDS layout and masks, and loads
 the result with :class:`GFDSDataset`.
 """
+
 import csv
 import importlib.util
 import os
@@ -21,7 +22,8 @@ CONV = osp.join(REPO, 'tools', 'dataset_converters')
 
 def tool(name):
     spec = importlib.util.spec_from_file_location(
-        f'conv_{name}', osp.join(CONV, f'{name}.py'))
+        f'conv_{name}', osp.join(CONV, f'{name}.py')
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -35,7 +37,7 @@ def img(h=24, w=32, seed=0, gray=False):
 
 def rect(h=24, w=32, value=255, y=4, x=6, size=8):
     m = np.zeros((h, w), np.uint8)
-    m[y:y + size, x:x + size] = value
+    m[y : y + size, x : x + size] = value
     return m
 
 
@@ -51,15 +53,19 @@ def read(path):
 def load_one(root, product):
     """Read the converted ``product`` with its GFDS declaration (only the
     categories the look-alike has) and pack one episode."""
-    from fdseg.datasets import FewShotDefectDataset
     from fdseg.benchmarks import PRODUCTS, gfds_products
+    from fdseg.datasets import FewShotDefectDataset
     from fdseg.datasets.transforms import episode_pipeline
+
     e = PRODUCTS[product]
-    present = [c for c in e.categories
-               if osp.isdir(osp.join(root, e.folder, 'images', c))]
+    present = [
+        c for c in e.categories if osp.isdir(osp.join(root, e.folder, 'images', c))
+    ]
     ds = FewShotDefectDataset(
-        data_root=root, pipeline=episode_pipeline(16),
-        products=gfds_products([product], categories={product: present}))
+        data_root=root,
+        pipeline=episode_pipeline(16),
+        products=gfds_products([product], categories={product: present}),
+    )
     out = ds[0]
     assert out['data_samples'].gt_sem_seg.data.sum() > 0
     return ds
@@ -71,8 +77,7 @@ def test_mvtec_ad(tmp_path):
         for c in cats:
             for i in range(2):
                 write(f'{src}/{obj}/test/{c}/{i:03d}.png', img(seed=i))
-                write(f'{src}/{obj}/ground_truth/{c}/{i:03d}_mask.png',
-                      rect(y=2 + i))
+                write(f'{src}/{obj}/ground_truth/{c}/{i:03d}_mask.png', rect(y=2 + i))
         write(f'{src}/{obj}/test/good/000.png', img())
         write(f'{src}/{obj}/train/good/000.png', img())
     summary = tool('mvtec_ad').main([src, '--out', out])
@@ -80,38 +85,45 @@ def test_mvtec_ad(tmp_path):
     m = read(f'{out}/tile/ground_truth/crack/001.png')
     assert m.ndim == 2 and set(np.unique(m)) == {0, 255}
     assert (m > 0).sum() == 64
-    assert open(f'{out}/tile/images/crack/001.png', 'rb').read() == open(
-        f'{src}/tile/test/crack/001.png', 'rb').read()
+    assert (
+        open(f'{out}/tile/images/crack/001.png', 'rb').read()
+        == open(f'{src}/tile/test/crack/001.png', 'rb').read()
+    )
     assert not osp.exists(f'{out}/tile/images/good')
     ds = load_one(out, 'Tile')
     assert len(ds) == 4
     with pytest.raises(FileExistsError, match='--overwrite'):
         tool('mvtec_ad').convert(src, out)
-    assert tool('mvtec_ad').convert(src, out, with_good=True,
-                                    overwrite=True)['tile/good'] == 1
+    assert (
+        tool('mvtec_ad').convert(src, out, with_good=True, overwrite=True)['tile/good']
+        == 1
+    )
 
 
 def test_visa_value_masks_and_split_csv(tmp_path):
     src, out = str(tmp_path / 'VisA'), str(tmp_path / 'gfds')
     rows = [('object', 'split', 'label', 'image', 'mask')]
     # capsules: 000 holds values 1 and 3 (bubble + scratch), 001 value 5.
-    masks = {('capsules', '000'): [(1, 2), (3, 14)],
-             ('capsules', '001'): [(5, 2)],
-             ('capsules', '002'): [(1, 14)],
-             ('macaroni2', '000'): [(1, 2)],
-             ('macaroni2', '001'): [(4, 2), (7, 14)]}
+    masks = {
+        ('capsules', '000'): [(1, 2), (3, 14)],
+        ('capsules', '001'): [(5, 2)],
+        ('capsules', '002'): [(1, 14)],
+        ('macaroni2', '000'): [(1, 2)],
+        ('macaroni2', '001'): [(4, 2), (7, 14)],
+    }
     for (obj, stem), vals in masks.items():
         m = np.zeros((24, 32), np.uint8)
         for v, x in vals:
-            m[4:12, x:x + 8] = v
+            m[4:12, x : x + 8] = v
         ip = f'{obj}/Data/Images/Anomaly/{stem}.JPG'
         mp = f'{obj}/Data/Masks/Anomaly/{stem}.png'
         write(f'{src}/{ip}', img())
         write(f'{src}/{mp}', m)
         rows.append((obj, 'test', 'anomaly', ip, mp))
     write(f'{src}/capsules/Data/Images/Normal/0001.JPG', img())
-    rows.append(('capsules', 'train', 'normal',
-                 'capsules/Data/Images/Normal/0001.JPG', ''))
+    rows.append(
+        ('capsules', 'train', 'normal', 'capsules/Data/Images/Normal/0001.JPG', '')
+    )
     os.makedirs(f'{src}/split_csv')
     with open(f'{src}/split_csv/1cls.csv', 'w', newline='') as f:
         csv.writer(f).writerows(rows)
@@ -128,17 +140,21 @@ def test_visa_value_masks_and_split_csv(tmp_path):
     assert m2[4:12, 14:22].min() == 255 and m2[4:12, 2:10].max() == 0
     assert osp.isfile(f'{out}/capsules/images/0/000.JPG')
     # Without the CSV the Anomaly folders are scanned: same result.
-    s2 = tool('visa').convert(src, str(tmp_path / 'g2'),
-                              split_csv=str(tmp_path / 'none.csv'))
+    s2 = tool('visa').convert(
+        src, str(tmp_path / 'g2'), split_csv=str(tmp_path / 'none.csv')
+    )
     assert {k: v for k, v in s2.items() if isinstance(v, int)} == {
-        k: v for k, v in s.items() if isinstance(v, int)}
+        k: v for k, v in s.items() if isinstance(v, int)
+    }
     # Read back: categories 0 (two images) and 2 of capsules.
     from fdseg.datasets import FewShotDefectDataset
     from fdseg.datasets.transforms import episode_pipeline
+
     ds = FewShotDefectDataset(
-        data_root=out, pipeline=episode_pipeline(16),
-        products=[dict(name='Capsules', folder='capsules',
-                       categories=['0'])])
+        data_root=out,
+        pipeline=episode_pipeline(16),
+        products=[dict(name='Capsules', folder='capsules', categories=['0'])],
+    )
     assert len(ds) == 2 and ds[0]['data_samples'].gt_sem_seg.data.sum() > 0
 
 
@@ -148,12 +164,17 @@ def test_kolektorsdd(tmp_path):
         for part in range(3):
             defect = part == 1 or (k == 1 and part == 2)
             write(f'{src}/{item}/Part{part}.jpg', img(seed=part))
-            write(f'{src}/{item}/Part{part}_label.bmp',
-                  rect() if defect else np.zeros((24, 32), np.uint8))
+            write(
+                f'{src}/{item}/Part{part}_label.bmp',
+                rect() if defect else np.zeros((24, 32), np.uint8),
+            )
     s = tool('kolektorsdd').main([src, '--out', out, '--with-good'])
     assert s == {'KolektorSDD/bad': 3, 'KolektorSDD/good': 3}
     assert sorted(os.listdir(f'{out}/KolektorSDD/ground_truth/bad')) == [
-        'kos01_Part1.png', 'kos02_Part1.png', 'kos02_Part2.png']
+        'kos01_Part1.png',
+        'kos02_Part1.png',
+        'kos02_Part2.png',
+    ]
     load_one(out, 'Kol')
 
 
@@ -163,8 +184,7 @@ def test_dagm_fine_labels_pick_test_split(tmp_path):
     for k in (1, 7):
         for split, seed in (('Train', 1), ('Test', 2)):
             for stem in ('0002', '0005', '0009'):
-                write(f'{src}/Class{k}/{split}/{stem}.PNG',
-                      img(seed=seed, gray=True))
+                write(f'{src}/Class{k}/{split}/{stem}.PNG', img(seed=seed, gray=True))
         write(f'{src}/Class{k}/Train/Label/0009_label.PNG', rect())
         for stem in ('0002', '0005'):
             write(f'{src}/Class{k}/Test/Label/{stem}_label.PNG', rect())
@@ -176,27 +196,32 @@ def test_dagm_fine_labels_pick_test_split(tmp_path):
                 if k == 7:  # Class7 fine labels are RGBA in the release
                     m = cv2.cvtColor(m, cv2.COLOR_GRAY2BGRA)
                 ok, buf = cv2.imencode('.PNG', m)
-                z.writestr(f'DAGM_finelabel/Class{k}/ground_truth/bad/'
-                           f'{stem}.PNG', buf.tobytes())
+                z.writestr(
+                    f'DAGM_finelabel/Class{k}/ground_truth/bad/{stem}.PNG',
+                    buf.tobytes(),
+                )
     conv = tool('dagm')
     s = conv.convert(src, zpath, out, classes=(1, 7))
     assert s['Class1/split'] == 'Test' and s['Class7/split'] == 'Test'
     assert s['Class1/bad'] == 2 and s['Class7/bad'] == 2
-    assert open(f'{out}/Class7/images/bad/0005.PNG', 'rb').read() == open(
-        f'{src}/Class7/Test/0005.PNG', 'rb').read()
+    assert (
+        open(f'{out}/Class7/images/bad/0005.PNG', 'rb').read()
+        == open(f'{src}/Class7/Test/0005.PNG', 'rb').read()
+    )
     m = read(f'{out}/Class7/ground_truth/bad/0005.png')
     assert m.ndim == 2 and (m == 255).sum() == 25
-    from fdseg.datasets.transforms import episode_pipeline
     # Only two of the ten DAGM classes exist here: read them as products.
     from fdseg.datasets import FewShotDefectDataset
-    ds = FewShotDefectDataset(data_root=out, products=['Class1', 'Class7'],
-                              pipeline=episode_pipeline(16))
+    from fdseg.datasets.transforms import episode_pipeline
+
+    ds = FewShotDefectDataset(
+        data_root=out, products=['Class1', 'Class7'], pipeline=episode_pipeline(16)
+    )
     assert len(ds) == 4 and ds[0]['data_samples'].gt_sem_seg.data.sum() > 0
     # An explicit split without the fine-label images fails loudly.
     os.remove(f'{src}/Class1/Train/0005.PNG')
     with pytest.raises(FileNotFoundError, match='0005'):
-        conv.convert(src, zpath, str(tmp_path / 'g2'), split='Train',
-                     classes=(1, ))
+        conv.convert(src, zpath, str(tmp_path / 'g2'), split='Train', classes=(1,))
 
 
 def test_psp_ds(tmp_path):
@@ -211,10 +236,12 @@ def test_psp_ds(tmp_path):
     assert s == {'PSP/class_1': 2, 'PSP/class_2': 2}
     m = read(f'{out}/PSP/ground_truth/class_2/img_002.png')
     assert (m == 255).sum() == 64 and m[0, 0] == 0
-    from fdseg.datasets.transforms import episode_pipeline
     from fdseg.datasets import FewShotDefectDataset
-    ds = FewShotDefectDataset(data_root=out, products=['PSP'],
-                              pipeline=episode_pipeline(16))
+    from fdseg.datasets.transforms import episode_pipeline
+
+    ds = FewShotDefectDataset(
+        data_root=out, products=['PSP'], pipeline=episode_pipeline(16)
+    )
     assert len(ds) == 4
 
 
@@ -264,8 +291,7 @@ def test_gfds_check_cli(tmp_path, capsys):
     mod = tool('gfds_check')
     issues = mod.main([out, '--products', 'R_side'])
     text = capsys.readouterr().out
-    assert 'R_side/boundary (Wear (boundary)): 10 images, Table 1 says 11' \
-        in text
+    assert 'R_side/boundary (Wear (boundary)): 10 images, Table 1 says 11' in text
     assert len(issues) == 1
     with pytest.raises(SystemExit):
         mod.main([out, '--products', 'R_side', '--strict'])

@@ -4,6 +4,7 @@ Every case writes a tiny product (3 images of 48x40 per category) in one
 convention and checks that the dataset either reads the foreground exactly
 where it was drawn or stops with an error naming the file and the setting.
 """
+
 import io
 import os
 import os.path as osp
@@ -24,7 +25,7 @@ N = 3
 def _region(i):
     """Where image ``i`` holds its defect: a ``[H, W]`` bool mask."""
     m = np.zeros((H, W), bool)
-    m[5 + 2 * i:18 + 2 * i, 8 + 3 * i:24 + 3 * i] = True
+    m[5 + 2 * i : 18 + 2 * i, 8 + 3 * i : 24 + 3 * i] = True
     return m
 
 
@@ -126,18 +127,31 @@ def _check_exact(ds):
 # ----------------------------------------------------------------------
 # A. masks in other conventions
 # ----------------------------------------------------------------------
-@pytest.mark.parametrize('writer,spec', [
-    (_mask_0255, {}),
-    (_mask_01, {}),
-    (_mask_01, dict(mask_threshold=127)),
-    (_mask_16bit_01, {}),
-    (_mask_16bit_12bit, dict(mask_threshold=127)),
-    (_mask_palette_dark, {}),
-    (_mask_colour_dark, {}),
-    (_mask_alpha_only, {}),
-    (_mask_index, dict(mask_mode='index')),
-], ids=['0-255', '0-1', '0-1-thr127', '16bit-0-1', '16bit-12bit',
-        'palette-dark', 'colour-dark', 'alpha-only', 'index'])
+@pytest.mark.parametrize(
+    'writer,spec',
+    [
+        (_mask_0255, {}),
+        (_mask_01, {}),
+        (_mask_01, dict(mask_threshold=127)),
+        (_mask_16bit_01, {}),
+        (_mask_16bit_12bit, dict(mask_threshold=127)),
+        (_mask_palette_dark, {}),
+        (_mask_colour_dark, {}),
+        (_mask_alpha_only, {}),
+        (_mask_index, dict(mask_mode='index')),
+    ],
+    ids=[
+        '0-255',
+        '0-1',
+        '0-1-thr127',
+        '16bit-0-1',
+        '16bit-12bit',
+        'palette-dark',
+        'colour-dark',
+        'alpha-only',
+        'index',
+    ],
+)
 def test_unambiguous_mask_conventions_are_read(tmp_path, writer, spec):
     write(tmp_path, 'p', writer)
     ds = build(tmp_path, [dict(name='p', **spec)], shot=2)
@@ -145,31 +159,62 @@ def test_unambiguous_mask_conventions_are_read(tmp_path, writer, spec):
     _check_exact(ds)
 
 
-@pytest.mark.parametrize('writers,spec,match', [
-    ((_mask_low, _mask_0255), {}, r'a0.png: every non-zero mask value is <= '
-     r'mask_threshold 30 .*set mask_threshold of product .p. below 20'),
-    # {0, 1} masks are unambiguous 0/1 masks; {0, 2} are not
-    ((_mask_index, _mask_index), {}, r'b0.png: every non-zero mask value is '
-     r"<= mask_threshold 30.*set mask_mode='index' for product 'p'"),
-    ((_mask_antialiased, _mask_index), dict(mask_mode='index'),
-     r'a0.png: value-indexed mask holds values .* no class value of product '
-     r"'p' \(\[1, 2\].*set mask_mode='binary'"),
-    ((_mask_0255, _mask_index), dict(mask_mode='index'),
-     r'a0.png: value-indexed mask holds values \[255\] but not this '
-     r"category's value 1.*index_map of product 'p'"),
-    ((_mask_empty, _mask_0255), {}, r'category p/a: none of its 3 masks has '
-     r'a foreground pixel \(mask > mask_threshold 30\), e.g. .*a0.png'),
-    ((_mask_empty, _mask_index), dict(mask_mode='index'),
-     r'category p/a: none of its 3 masks .*\(mask == 1 \(index_map\)\)'),
-], ids=['fg-below-threshold', 'index-read-as-binary', 'binary-read-as-index',
-        '0-255-read-as-index', 'all-empty', 'all-empty-index'])
-def test_mismatched_conventions_stop_at_construction(tmp_path, writers, spec,
-                                                     match):
+@pytest.mark.parametrize(
+    'writers,spec,match',
+    [
+        (
+            (_mask_low, _mask_0255),
+            {},
+            r'a0.png: every non-zero mask value is <= '
+            r'mask_threshold 30 .*set mask_threshold of product .p. below 20',
+        ),
+        # {0, 1} masks are unambiguous 0/1 masks; {0, 2} are not
+        (
+            (_mask_index, _mask_index),
+            {},
+            r'b0.png: every non-zero mask value is '
+            r"<= mask_threshold 30.*set mask_mode='index' for product 'p'",
+        ),
+        (
+            (_mask_antialiased, _mask_index),
+            dict(mask_mode='index'),
+            r'a0.png: value-indexed mask holds values .* no class value of product '
+            r"'p' \(\[1, 2\].*set mask_mode='binary'",
+        ),
+        (
+            (_mask_0255, _mask_index),
+            dict(mask_mode='index'),
+            r'a0.png: value-indexed mask holds values \[255\] but not this '
+            r"category's value 1.*index_map of product 'p'",
+        ),
+        (
+            (_mask_empty, _mask_0255),
+            {},
+            r'category p/a: none of its 3 masks has '
+            r'a foreground pixel \(mask > mask_threshold 30\), e.g. .*a0.png',
+        ),
+        (
+            (_mask_empty, _mask_index),
+            dict(mask_mode='index'),
+            r'category p/a: none of its 3 masks .*\(mask == 1 \(index_map\)\)',
+        ),
+    ],
+    ids=[
+        'fg-below-threshold',
+        'index-read-as-binary',
+        'binary-read-as-index',
+        '0-255-read-as-index',
+        'all-empty',
+        'all-empty-index',
+    ],
+)
+def test_mismatched_conventions_stop_at_construction(tmp_path, writers, spec, match):
     # Category 'a' (value 1) is written with writers[0], 'b' (value 2) with
     # writers[1].
     for ci, (cat, writer) in enumerate(zip('ab', writers)):
-        write(tmp_path, 'p', lambda p, r, _, w=writer, c=ci: w(p, r, c),
-              categories=(cat, ))
+        write(
+            tmp_path, 'p', lambda p, r, _, w=writer, c=ci: w(p, r, c), categories=(cat,)
+        )
     with pytest.raises(ValueError, match=match):
         build(tmp_path, [dict(name='p', **spec)])
 
@@ -177,7 +222,7 @@ def test_mismatched_conventions_stop_at_construction(tmp_path, writers, spec,
 def test_mismatch_later_in_a_category_fails_naming_the_file(tmp_path):
     # The construction scan stops at the first mask with foreground; the
     # per-file check still catches a later mismatching mask when it loads.
-    write(tmp_path, 'p', _mask_0255, categories=('a', ))
+    write(tmp_path, 'p', _mask_0255, categories=('a',))
     bad = osp.join(tmp_path, 'p', 'ground_truth', 'a', 'a2.png')
     _mask_low(bad, _region(2), 0)
     ds = build(tmp_path, ['p'])
@@ -188,24 +233,25 @@ def test_mismatch_later_in_a_category_fails_naming_the_file(tmp_path):
 
 def test_single_empty_masks_in_a_category_keep_working(tmp_path):
     # As magnetic tile "uneven": some empty masks among non-empty ones.
-    write(tmp_path, 'p', _mask_0255, categories=('a', ), n=4)
+    write(tmp_path, 'p', _mask_0255, categories=('a',), n=4)
     for i in (0, 1):
-        _mask_empty(osp.join(tmp_path, 'p', 'ground_truth', 'a', f'a{i}.png'),
-                    None, 0)
+        _mask_empty(osp.join(tmp_path, 'p', 'ground_truth', 'a', f'a{i}.png'), None, 0)
     ds = build(tmp_path, ['p'])
-    sums = [int(ds[i]['data_samples'].gt_sem_seg.data.sum())
-            for i in range(len(ds))]
+    sums = [int(ds[i]['data_samples'].gt_sem_seg.data.sum()) for i in range(len(ds))]
     assert sorted(s > 0 for s in sums) == [False, False, True, True]
 
 
 def test_n_way_supports_use_their_own_products_convention(tmp_path):
     # Query of a binary product, extra way of a value-indexed one (and the
     # reverse): each support is read with its own product's mask_mode.
-    write(tmp_path, 'bin', _mask_antialiased, categories=('a', ))
+    write(tmp_path, 'bin', _mask_antialiased, categories=('a',))
     write(tmp_path, 'idx', _mask_index, categories=('x', 'y'))
-    ds = build(tmp_path, [dict(name='bin', mask_threshold=127),
-                          dict(name='idx', mask_mode='index')],
-               way=2, way_pool='all')
+    ds = build(
+        tmp_path,
+        [dict(name='bin', mask_threshold=127), dict(name='idx', mask_mode='index')],
+        way=2,
+        way_pool='all',
+    )
     seen = set()
     for i in range(len(ds)):
         info = ds.get_data_info(i)
@@ -219,7 +265,7 @@ def test_n_way_supports_use_their_own_products_convention(tmp_path):
 # B. 16-bit (12-bit) and float images
 # ----------------------------------------------------------------------
 def _ramp(hi):
-    return (np.arange(H * W).reshape(H, W) * hi // (H * W - 1))
+    return np.arange(H * W).reshape(H, W) * hi // (H * W - 1)
 
 
 @pytest.mark.parametrize('channels', [1, 3])
@@ -245,10 +291,12 @@ def test_image_bit_depth_declared_or_inferred(tmp_path):
     with pytest.raises(ValueError, match='do not fit the declared bit depth'):
         read_image(path, bit_depth=8)
     # the product setting reaches the loader
-    write(tmp_path, 'p', _mask_0255, categories=('a', ))
+    write(tmp_path, 'p', _mask_0255, categories=('a',))
     for i in range(N):
-        cv2.imwrite(osp.join(tmp_path, 'p', 'images', 'a', f'a{i}.png'),
-                    _ramp(1000).astype(np.uint16))
+        cv2.imwrite(
+            osp.join(tmp_path, 'p', 'images', 'a', f'a{i}.png'),
+            _ramp(1000).astype(np.uint16),
+        )
     ds = build(tmp_path, [dict(name='p', image_bit_depth=12)])
     assert int(ds[0]['inputs'].max()) == 62
 
@@ -260,8 +308,9 @@ def test_float_tiff_image_in_0_1(tmp_path):
     assert img.max() == 255 and img.min() == 0
 
 
-@pytest.mark.parametrize('alpha,ok', [(255, True), (None, False)],
-                         ids=['opaque', 'transparent'])
+@pytest.mark.parametrize(
+    'alpha,ok', [(255, True), (None, False)], ids=['opaque', 'transparent']
+)
 def test_rgba_image_files(tmp_path, alpha, ok):
     rgba = np.concatenate([_image(0), np.full((H, W, 1), 255, np.uint8)], -1)
     if alpha is None:
@@ -271,8 +320,9 @@ def test_rgba_image_files(tmp_path, alpha, ok):
     if ok:
         assert (read_image(path) == _image(0)).all()
     else:
-        with pytest.raises(ValueError, match='rgba.png: RGBA image with '
-                           'transparent pixels'):
+        with pytest.raises(
+            ValueError, match='rgba.png: RGBA image with transparent pixels'
+        ):
             read_image(path)
 
 
@@ -280,12 +330,12 @@ def test_rgba_image_files(tmp_path, alpha, ok):
 # C. a product name as a string
 # ----------------------------------------------------------------------
 def test_products_string_is_one_product(tmp_path):
-    write(tmp_path, 'magnetic_tile', _mask_0255, categories=('blowhole', ))
+    write(tmp_path, 'magnetic_tile', _mask_0255, categories=('blowhole',))
     ds = build(tmp_path, 'magnetic_tile')
     assert ds.metainfo['products'] == ['magnetic_tile']
     assert len(ds) == N
     # categories / exclude strings are one category, not letters
-    write(tmp_path, 'magnetic_tile', _mask_0255, categories=('uneven', ))
+    write(tmp_path, 'magnetic_tile', _mask_0255, categories=('uneven',))
     ds = build(tmp_path, [dict(name='magnetic_tile', categories='uneven')])
     assert ds.categories == ['magnetic_tile/uneven']
     ds = build(tmp_path, [dict(name='magnetic_tile', exclude='uneven')])
@@ -293,11 +343,12 @@ def test_products_string_is_one_product(tmp_path):
 
 
 def test_gfds_dataset_products_string(tmp_path):
-    write(tmp_path, 'crackforest', _mask_0255, categories=('crack', ))
+    write(tmp_path, 'crackforest', _mask_0255, categories=('crack',))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # Table-1 count differs
-        ds = GFDSDataset(data_root=str(tmp_path), products='crackforest',
-                         benchmark='real_defects')
+        ds = GFDSDataset(
+            data_root=str(tmp_path), products='crackforest', benchmark='real_defects'
+        )
     assert ds.categories == ['crackforest/crack']
 
 
@@ -308,7 +359,7 @@ def _corrupt_jpeg(path):
     ok, buf = cv2.imencode('.jpg', cv2.GaussianBlur(_image(0), (5, 5), 0))
     data = bytearray(buf.tobytes())
     sos = data.find(b'\xff\xda')
-    data[sos + 40:sos + 400] = b'\x00' * 360  # entropy data; EOI stays
+    data[sos + 40 : sos + 400] = b'\x00' * 360  # entropy data; EOI stays
     assert data.endswith(b'\xff\xd9')
     open(path, 'wb').write(bytes(data))
 
@@ -316,8 +367,11 @@ def _corrupt_jpeg(path):
 def test_corrupt_jpeg_body_raises_naming_the_file(tmp_path, capfd):
     path = str(tmp_path / 'bad.jpg')
     _corrupt_jpeg(path)
-    with pytest.raises(OSError, match=r'bad.jpg is a corrupt JPEG \(libjpeg: '
-                       'Corrupt JPEG data'):
+    with pytest.raises(
+        OSError,
+        match=r'bad.jpg is a corrupt JPEG \(libjpeg: '
+        'Corrupt JPEG data',
+    ):
         read_image(path)
     # a clean JPEG still reads, and stderr works afterwards
     good = str(tmp_path / 'good.jpg')
@@ -328,7 +382,7 @@ def test_corrupt_jpeg_body_raises_naming_the_file(tmp_path, capfd):
 
 
 def test_corrupt_jpeg_in_the_dataset(tmp_path):
-    write(tmp_path, 'p', _mask_0255, categories=('a', ), img_ext='.jpg')
+    write(tmp_path, 'p', _mask_0255, categories=('a',), img_ext='.jpg')
     _corrupt_jpeg(osp.join(tmp_path, 'p', 'images', 'a', 'a1.jpg'))
     ds = build(tmp_path, ['p'])
     with pytest.raises(OSError, match='a1.jpg is a corrupt JPEG'):
@@ -355,12 +409,17 @@ def _folder_png(d):
     os.makedirs(osp.join(d, 'old.png'))
 
 
-@pytest.mark.parametrize('junk', [[_apple_double], [_thumbs], [_ds_store],
-                                  [_folder_png],
-                                  [_apple_double, _thumbs, _ds_store,
-                                   _folder_png]],
-                         ids=['appledouble', 'thumbs', 'ds_store',
-                              'folder-png', 'all'])
+@pytest.mark.parametrize(
+    'junk',
+    [
+        [_apple_double],
+        [_thumbs],
+        [_ds_store],
+        [_folder_png],
+        [_apple_double, _thumbs, _ds_store, _folder_png],
+    ],
+    ids=['appledouble', 'thumbs', 'ds_store', 'folder-png', 'all'],
+)
 def test_non_image_entries_skipped_with_one_warning(tmp_path, junk):
     write(tmp_path, 'p', _mask_0255)
     for sub in ('images', 'ground_truth'):
@@ -383,21 +442,24 @@ def test_hidden_category_folder_does_not_shift_index_values(tmp_path):
     with pytest.warns(UserWarning, match='1 entries .*ipynb_checkpoints'):
         ds = build(tmp_path, [dict(name='p', mask_mode='index')])
     assert ds.categories == ['p/a', 'p/b']
-    assert {ds.get_data_info(i)['query_mask_value']
-            for i in range(len(ds))} == {1, 2}
+    assert {ds.get_data_info(i)['query_mask_value'] for i in range(len(ds))} == {1, 2}
 
 
 # ----------------------------------------------------------------------
 # F. one stem twice in a folder
 # ----------------------------------------------------------------------
-@pytest.mark.parametrize('sub,extra', [('images', 'a1.jpg'),
-                                       ('ground_truth', 'a1.bmp')])
+@pytest.mark.parametrize(
+    'sub,extra', [('images', 'a1.jpg'), ('ground_truth', 'a1.bmp')]
+)
 def test_same_stem_twice_is_an_error_naming_both(tmp_path, sub, extra):
-    write(tmp_path, 'p', _mask_0255, categories=('a', ))
+    write(tmp_path, 'p', _mask_0255, categories=('a',))
     d = osp.join(tmp_path, 'p', sub, 'a')
     cv2.imwrite(osp.join(d, extra), _image(1))
-    with pytest.raises(ValueError, match=r'a1\.(bmp|jpg) and .*a1\.png have '
-                       r"the same stem 'a1'"):
+    with pytest.raises(
+        ValueError,
+        match=r'a1\.(bmp|jpg) and .*a1\.png have '
+        r"the same stem 'a1'",
+    ):
         build(tmp_path, ['p'])
 
 
@@ -413,19 +475,27 @@ def test_read_mask_modes(tmp_path):
     m = _region(0).astype(np.uint8)
     m[0, 0] = 2
     _write_png(path, m, 'P', pal)
-    with pytest.raises(ValueError, match=r"m.png: palette mask with several "
-                       r"non-zero indices \[1, 2\].*mask_mode='index'"):
+    with pytest.raises(
+        ValueError,
+        match=r'm.png: palette mask with several '
+        r"non-zero indices \[1, 2\].*mask_mode='index'",
+    ):
         read_mask(path, 'binary')
     assert (read_mask(path, 'index', 2) > 0).sum() == 1
 
 
 def test_real_data_masks_still_load():
     from tests.conftest import SHARED_DATA
+
     if not osp.isdir(SHARED_DATA):
         pytest.skip('../shared/data is absent')
-    ds = GFDSDataset(data_root=SHARED_DATA, benchmark='real_defects',
-                     pipeline=episode_pipeline(64), max_episodes_per_category=2,
-                     check_counts=False)
+    ds = GFDSDataset(
+        data_root=SHARED_DATA,
+        benchmark='real_defects',
+        pipeline=episode_pipeline(64),
+        max_episodes_per_category=2,
+        check_counts=False,
+    )
     assert len(ds) == 2 * 9
     for i in range(len(ds)):
         s = ds[i]['data_samples']
@@ -434,6 +504,7 @@ def test_real_data_masks_still_load():
 
 def test_png_bytes_helper_is_palette():
     from fdseg.datasets.transforms.conventions import is_palette_png
+
     b = io.BytesIO()
     Image.fromarray(np.zeros((2, 2), np.uint8), 'P').save(b, 'PNG')
     assert is_palette_png(np.frombuffer(b.getvalue(), np.uint8))

@@ -1,4 +1,5 @@
 """Episodes over the GFDS layout: pairing, sampling, masks, bad input."""
+
 import os
 import os.path as osp
 import shutil
@@ -33,40 +34,52 @@ def test_every_image_is_query_once_supports_exclude_query(gfds_root):
         cat = info['category']
         assert all(f'/images/{cat}/' in p for p in info['support_paths'])
         for p, mp in zip(info['support_paths'], info['support_mask_paths']):
-            assert osp.splitext(osp.basename(p))[0] == \
-                osp.splitext(osp.basename(mp))[0]
+            assert osp.splitext(osp.basename(p))[0] == osp.splitext(osp.basename(mp))[0]
 
 
 def test_sampling_is_deterministic_and_independent_of_selection(gfds_root):
     a = build(gfds_root, shot=2, seed=3)
     b = build(gfds_root, shot=2, seed=3)
-    c = build(gfds_root, shot=2, seed=3,
-              products=[dict(name='texture', categories=['spot'])])
+    c = build(
+        gfds_root, shot=2, seed=3, products=[dict(name='texture', categories=['spot'])]
+    )
     d = build(gfds_root, shot=2, seed=4)
-    sa = {a.get_data_info(i)['img_path']: a.get_data_info(i)['support_paths']
-          for i in range(len(a))}
-    sb = {b.get_data_info(i)['img_path']: b.get_data_info(i)['support_paths']
-          for i in range(len(b))}
+    sa = {
+        a.get_data_info(i)['img_path']: a.get_data_info(i)['support_paths']
+        for i in range(len(a))
+    }
+    sb = {
+        b.get_data_info(i)['img_path']: b.get_data_info(i)['support_paths']
+        for i in range(len(b))
+    }
     assert sa == sb
     for i in range(len(c)):
         info = c.get_data_info(i)
         assert sa[info['img_path']] == info['support_paths']
-    sd = {d.get_data_info(i)['img_path']: d.get_data_info(i)['support_paths']
-          for i in range(len(d))}
+    sd = {
+        d.get_data_info(i)['img_path']: d.get_data_info(i)['support_paths']
+        for i in range(len(d))
+    }
     assert sd != sa
 
 
 def test_sampling_identical_across_processes(gfds_root):
-    code = ('import json,sys;from mmengine.registry import init_default_scope;'
-            'init_default_scope("fdseg");'
-            'from fdseg.datasets import FewShotDefectDataset as D;'
-            f'd=D(data_root={gfds_root!r},products=["texture"],shot=2,seed=5);'
-            'print(json.dumps([d.get_data_info(i)["support_paths"] '
-            'for i in range(len(d))]))')
+    code = (
+        'import json,sys;from mmengine.registry import init_default_scope;'
+        'init_default_scope("fdseg");'
+        'from fdseg.datasets import FewShotDefectDataset as D;'
+        f'd=D(data_root={gfds_root!r},products=["texture"],shot=2,seed=5);'
+        'print(json.dumps([d.get_data_info(i)["support_paths"] '
+        'for i in range(len(d))]))'
+    )
     outs = {
-        subprocess.run([sys.executable, '-c', code], capture_output=True,
-                       text=True, check=True,
-                       env={**os.environ, 'PYTHONHASHSEED': str(s)}).stdout
+        subprocess.run(
+            [sys.executable, '-c', code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, 'PYTHONHASHSEED': str(s)},
+        ).stdout
         for s in (1, 2)
     }
     assert len(outs) == 1
@@ -100,9 +113,13 @@ def test_binary_threshold_applies_after_resize(gfds_root):
 
 
 def test_value_indexed_masks_select_their_category(gfds_root):
-    ds = build(gfds_root, products=[dict(name='indexed', mask_mode='index')],
-               pipeline=episode_pipeline(40))
+    ds = build(
+        gfds_root,
+        products=[dict(name='indexed', mask_mode='index')],
+        pipeline=episode_pipeline(40),
+    )
     from fdseg.datasets.transforms import read_mask
+
     for i in range(len(ds)):
         info = ds.get_data_info(i)
         raw = read_mask(info['seg_map_path'])
@@ -131,12 +148,13 @@ def test_n_way_episodes(gfds_root):
         info = ds.get_data_info(i)
         assert len(info['way_categories']) == 2
         assert info['category_key'] in info['way_categories']
-        assert info['query_label'] == \
-            info['way_categories'].index(info['category_key']) + 1
+        assert (
+            info['query_label']
+            == info['way_categories'].index(info['category_key']) + 1
+        )
         assert sorted(info['support_labels']) == [1, 2]
         s = ds[i]['data_samples']
-        assert set(s.gt_sem_seg.data.unique().tolist()) == \
-            {0, info['query_label']}
+        assert set(s.gt_sem_seg.data.unique().tolist()) == {0, info['query_label']}
     with pytest.raises(ValueError, match='other categories'):
         build(gfds_root, way=3)
 
@@ -154,8 +172,10 @@ def test_augmentations_keep_image_and_mask_aligned(gfds_root):
         assert sa.metainfo['support_key'] is None
         # the defect is darker than the background in every image: its mask
         # must still sit on the dark pixels after flips / rotations
-        for img, m in [(a['inputs'], sa.gt_sem_seg.data[0]),
-                       (sa.support_imgs[0], sa.support_masks[0])]:
+        for img, m in [
+            (a['inputs'], sa.gt_sem_seg.data[0]),
+            (sa.support_imgs[0], sa.support_masks[0]),
+        ]:
             inside = img.float().mean(0)[m.bool()].mean()
             outside = img.float().mean(0)[~m.bool()].mean()
             assert inside < outside - 20
@@ -163,7 +183,6 @@ def test_augmentations_keep_image_and_mask_aligned(gfds_root):
 
 
 class TestBadInput:
-
     def test_missing_mask(self, tmp_path):
         write_product(str(tmp_path), 'p', ['x'], n=3)
         os.remove(tmp_path / 'p' / 'ground_truth' / 'x' / 'x_001.png')
@@ -177,8 +196,9 @@ class TestBadInput:
         path = tmp_path / 'p' / 'images' / 'x' / 'x_000.jpg'
         path.write_bytes(path.read_bytes()[:200])
         ds = build(str(tmp_path), products=['p'])
-        idx = [i for i in range(len(ds))
-               if ds.get_data_info(i)['img_path'] == str(path)][0]
+        idx = [
+            i for i in range(len(ds)) if ds.get_data_info(i)['img_path'] == str(path)
+        ][0]
         with pytest.raises(OSError, match='x_000.jpg is truncated'):
             ds[idx]
         path.write_bytes(b'not an image at all' * 10 + b'\xff\xd9')
@@ -187,23 +207,29 @@ class TestBadInput:
 
     def test_mask_size_mismatch_names_both_files(self, tmp_path):
         import cv2
+
         write_product(str(tmp_path), 'p', ['x'], n=2)
-        cv2.imwrite(str(tmp_path / 'p' / 'ground_truth' / 'x' / 'x_000.png'),
-                    np.zeros((5, 5), np.uint8))
+        cv2.imwrite(
+            str(tmp_path / 'p' / 'ground_truth' / 'x' / 'x_000.png'),
+            np.zeros((5, 5), np.uint8),
+        )
         ds = build(str(tmp_path), products=['p'])
-        with pytest.raises(ValueError, match=r'x_000.png is 5x5 but image .*'
-                           r'x_000.png is 48x40'):
+        with pytest.raises(
+            ValueError,
+            match=r'x_000.png is 5x5 but image .*'
+            r'x_000.png is 48x40',
+        ):
             for i in range(len(ds)):
                 ds[i]
 
     def test_too_few_images(self, tmp_path):
         write_product(str(tmp_path), 'p', ['x'], n=3)
         with pytest.raises(ValueError, match='p/x has 3 images'):
-            build(str(tmp_path), products=['p'], shot=5,
-                  insufficient_support='error')
+            build(str(tmp_path), products=['p'], shot=5, insufficient_support='error')
         ds = build(str(tmp_path), products=['p'], shot=5)
-        assert all(len(ds.get_data_info(i)['support_paths']) == 2
-                   for i in range(len(ds)))
+        assert all(
+            len(ds.get_data_info(i)['support_paths']) == 2 for i in range(len(ds))
+        )
         shutil.rmtree(tmp_path / 'p' / 'images' / 'x')
         os.makedirs(tmp_path / 'p' / 'images' / 'x')
         write_product(str(tmp_path), 'q', ['y'], n=1)
@@ -222,11 +248,19 @@ class TestBadInput:
             DATASETS.build(dict(type='NoSuchDataset'))
 
 
-@pytest.mark.skipif(not osp.isdir(
-    osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-             'shared', 'data')), reason='../shared/data is absent')
+@pytest.mark.skipif(
+    not osp.isdir(
+        osp.join(
+            osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+            'shared',
+            'data',
+        )
+    ),
+    reason='../shared/data is absent',
+)
 def test_real_data_products_load():
     from tests.conftest import SHARED_DATA
+
     ds = FewShotDefectDataset(
         data_root=SHARED_DATA,
         products=[
@@ -235,7 +269,8 @@ def test_real_data_products_load():
             dict(name='crackforest', mask_threshold=127),
         ],
         pipeline=episode_pipeline(64),
-        max_episodes_per_category=2)
+        max_episodes_per_category=2,
+    )
     assert len(ds) == 2 * (5 + 3 + 1)
     for i in range(len(ds)):
         s = ds[i]['data_samples']

@@ -14,6 +14,7 @@ Tiny random teachers on generated images stand in for DINO / ImageNet:
 * every ``configs/distill/*.py`` parses, builds (pretrained weights off)
   and runs its pipeline and a loss step at 1/8 of its resolutions.
 """
+
 import importlib.util
 import json
 import os
@@ -36,7 +37,9 @@ from fdseg.datasets.image_folder import ImageFolderDataset, list_images
 from fdseg.engine import load_trusted_checkpoint
 from fdseg.engine.hooks import TeacherFeatureStatsHook
 from fdseg.models.data_preprocessors.episode_data_preprocessor import (
-    IMAGENET_MEAN, IMAGENET_STD)
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
 from fdseg.registry import DATASETS, MODELS, TRANSFORMS
 from fdseg.utils.checkpoints import CHECKPOINTS
 from tests.subprocess_utils import assert_same_state as _assert_same_state
@@ -55,8 +58,7 @@ N_IMAGES = 25  # 3 classes x 8 PNGs + one nested JPEG
 # thin PDN student (stride 4) at 64 px: both give 16x16x128 maps, the
 # paper's 2:1 teacher/student input ratio.
 TEACHER = dict(type='ResNetLayer', arch='resnet18', out_layer='layer2')
-STUDENT = dict(type='PDNStudent', size='small', base_channels=8,
-               out_channels=128)
+STUDENT = dict(type='PDNStudent', size='small', base_channels=8, out_channels=128)
 
 TRAIN_CFG = """
 _base_ = [r'{base}/default_runtime.py',
@@ -95,11 +97,17 @@ custom_hooks = [dict(type='ToyDumpStateHook')]
 
 def write_cfg(path, data_root, max_iters, ckpt_interval=15, batch_size=4):
     with open(path, 'w') as f:
-        f.write(TRAIN_CFG.format(base=BASE, data_root=data_root,
-                                 max_iters=max_iters,
-                                 ckpt_interval=ckpt_interval,
-                                 batch_size=batch_size, teacher=TEACHER,
-                                 student=STUDENT))
+        f.write(
+            TRAIN_CFG.format(
+                base=BASE,
+                data_root=data_root,
+                max_iters=max_iters,
+                ckpt_interval=ckpt_interval,
+                batch_size=batch_size,
+                teacher=TEACHER,
+                student=STUDENT,
+            )
+        )
     return str(path)
 
 
@@ -119,10 +127,9 @@ def _make_image(rng, h=72, w=88):
     img = np.empty((h, w, 3), np.float32)
     for c in range(3):
         fy, fx = rng.uniform(0.02, 0.2, 2)
-        img[..., c] = 127 + 100 * np.sin(fx * xx + fy * yy +
-                                         rng.uniform(0, 6.28))
+        img[..., c] = 127 + 100 * np.sin(fx * xx + fy * yy + rng.uniform(0, 6.28))
     y0, x0 = rng.integers(0, h - 20), rng.integers(0, w - 20)
-    img[y0:y0 + 16, x0:x0 + 16] = rng.integers(0, 255, 3)
+    img[y0 : y0 + 16, x0 : x0 + 16] = rng.integers(0, 255, 3)
     return img.clip(0, 255).astype(np.uint8)  # RGB
 
 
@@ -135,8 +142,7 @@ def image_root(tmp_path_factory):
         d = osp.join(root, 'train', f'n0{c}')
         os.makedirs(d)
         for i in range(8):
-            cv2.imwrite(osp.join(d, f'img_{i}.png'),
-                        _make_image(rng)[..., ::-1])
+            cv2.imwrite(osp.join(d, f'img_{i}.png'), _make_image(rng)[..., ::-1])
     nested = osp.join(root, 'train', 'n01', 'extra')
     os.makedirs(nested)
     cv2.imwrite(osp.join(nested, 'deep.JPEG'), _make_image(rng)[..., ::-1])
@@ -149,8 +155,7 @@ def image_root(tmp_path_factory):
 def _scalars(work_dir):
     """Per-iteration train scalars of every run in a work dir."""
     recs = {}
-    for path in sorted(glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json'))):
+    for path in sorted(glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             for line in f:
                 rec = json.loads(line)
@@ -167,46 +172,59 @@ def runs(image_root, tmp_path_factory):
     cfg15 = write_cfg(root / 'd15.py', image_root, 15)
     straight, resumed = str(root / 'straight'), str(root / 'resumed')
     train = osp.join(TOOLS, 'train.py')
-    procs = [_start([train, cfg30, '--work-dir', straight], str(root)),
-             _start([train, cfg15, '--work-dir', resumed], str(root))]
+    procs = [
+        _start([train, cfg30, '--work-dir', straight], str(root)),
+        _start([train, cfg15, '--work-dir', resumed], str(root)),
+    ]
     for p in procs:  # the two independent runs share the 2 cores
         _finish(p)
-    log = _finish(_start([train, cfg30, '--work-dir', resumed, '--resume'],
-                         str(root)))
-    return dict(root=root, straight=straight, resumed=resumed,
-                resume_log=log)
+    log = _finish(_start([train, cfg30, '--work-dir', resumed, '--resume'], str(root)))
+    return dict(root=root, straight=straight, resumed=resumed, resume_log=log)
 
 
 # ------------------------------------------------------------------ dataset
 def test_image_folder_listing_and_errors(image_root, tmp_path):
-    ds = ImageFolderDataset(data_root=image_root,
-                            data_prefix=dict(img_path='train'))
+    ds = ImageFolderDataset(data_root=image_root, data_prefix=dict(img_path='train'))
     paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
     assert len(ds) == N_IMAGES
     assert paths == sorted(paths)  # identical order on every rank
     assert any(p.endswith(osp.join('extra', 'deep.JPEG')) for p in paths)
     assert not any(p.endswith('.txt') for p in paths)
-    assert list_images(osp.join(image_root, 'train'))[0] == \
-        osp.join('n00', 'img_0.png')
+    assert list_images(osp.join(image_root, 'train'))[0] == osp.join('n00', 'img_0.png')
     # The registry name, max_images and a list file.
-    assert len(DATASETS.build(dict(
-        type='ImageFolderDataset', data_root=image_root,
-        data_prefix=dict(img_path='train'), max_images=5))) == 5
+    assert (
+        len(
+            DATASETS.build(
+                dict(
+                    type='ImageFolderDataset',
+                    data_root=image_root,
+                    data_prefix=dict(img_path='train'),
+                    max_images=5,
+                )
+            )
+        )
+        == 5
+    )
     lst = tmp_path / 'list.txt'
     lst.write_text('n01/img_3.png 1\nn02/img_0.png 2\n')
-    ds = ImageFolderDataset(data_root=image_root, ann_file=str(lst),
-                            data_prefix=dict(img_path='train'))
-    assert [osp.basename(ds.get_data_info(i)['img_path'])
-            for i in range(2)] == ['img_3.png', 'img_0.png']
+    ds = ImageFolderDataset(
+        data_root=image_root, ann_file=str(lst), data_prefix=dict(img_path='train')
+    )
+    assert [osp.basename(ds.get_data_info(i)['img_path']) for i in range(2)] == [
+        'img_3.png',
+        'img_0.png',
+    ]
 
     with pytest.raises(FileNotFoundError, match='does not exist'):
-        ImageFolderDataset(data_root=str(tmp_path / 'nowhere'),
-                           data_prefix=dict(img_path='train'))
+        ImageFolderDataset(
+            data_root=str(tmp_path / 'nowhere'), data_prefix=dict(img_path='train')
+        )
     (tmp_path / 'empty' / 'train' / 'n00').mkdir(parents=True)
     (tmp_path / 'empty' / 'train' / 'n00' / 'notes.txt').write_text('x')
     with pytest.raises(ValueError, match='no images found'):
-        ImageFolderDataset(data_root=str(tmp_path / 'empty'),
-                           data_prefix=dict(img_path='train'))
+        ImageFolderDataset(
+            data_root=str(tmp_path / 'empty'), data_prefix=dict(img_path='train')
+        )
 
 
 def test_bad_image_error_names_file(tmp_path):
@@ -216,13 +234,15 @@ def test_bad_image_error_names_file(tmp_path):
     good = _make_image(np.random.default_rng(1))
     cv2.imwrite(str(d / 'cut.png'), good)
     data = (d / 'cut.png').read_bytes()
-    (d / 'cut.png').write_bytes(data[:len(data) // 2])  # truncated
-    pipeline = [dict(type='LoadDistillImage'),
-                dict(type='ResizeDistill', student_size=32, teacher_size=64),
-                dict(type='PackDistillInputs')]
-    ds = ImageFolderDataset(data_root=str(tmp_path),
-                            data_prefix=dict(img_path='train'),
-                            pipeline=pipeline)
+    (d / 'cut.png').write_bytes(data[: len(data) // 2])  # truncated
+    pipeline = [
+        dict(type='LoadDistillImage'),
+        dict(type='ResizeDistill', student_size=32, teacher_size=64),
+        dict(type='PackDistillInputs'),
+    ]
+    ds = ImageFolderDataset(
+        data_root=str(tmp_path), data_prefix=dict(img_path='train'), pipeline=pipeline
+    )
     for i in range(len(ds)):
         name = osp.basename(ds.get_data_info(i)['img_path'])
         with pytest.raises(OSError, match=name):
@@ -236,6 +256,7 @@ def test_distill_reader_is_the_episode_reader(tmp_path):
     from fdseg.datasets.few_shot_defect import IMG_EXTENSIONS as episodic
     from fdseg.datasets.image_folder import IMG_EXTENSIONS as folder
     from fdseg.datasets.transforms import read_image
+
     assert folder is episodic
     load = TRANSFORMS.build(dict(type='LoadDistillImage'))
     deep = np.zeros((8, 8), np.uint16)
@@ -259,8 +280,9 @@ def test_pipeline_two_resolutions_from_original(image_root):
     build = TRANSFORMS.build
     res = build(dict(type='LoadDistillImage'))(dict(img_path=path))
     assert np.array_equal(res['img'], orig)
-    res = build(dict(type='ResizeDistill', student_size=(32, 40),
-                     teacher_size=128))(res)
+    res = build(dict(type='ResizeDistill', student_size=(32, 40), teacher_size=128))(
+        res
+    )
     # Reference: each input resized from the original by Pillow (what
     # torchvision's Resize does for EfficientAD), not the teacher image
     # upsampled from the student's.
@@ -269,8 +291,9 @@ def test_pipeline_two_resolutions_from_original(image_root):
     ref_s = np.asarray(pil.resize((40, 32), Image.Resampling.BILINEAR))
     assert np.array_equal(res['teacher_img'], ref_t)
     assert np.array_equal(res['img'], ref_s)
-    upsampled = np.asarray(Image.fromarray(ref_s).resize(
-        (128, 128), Image.Resampling.BILINEAR))
+    upsampled = np.asarray(
+        Image.fromarray(ref_s).resize((128, 128), Image.Resampling.BILINEAR)
+    )
     assert not np.array_equal(res['teacher_img'], upsampled)
 
     packed = build(dict(type='PackDistillInputs'))(res)
@@ -285,15 +308,18 @@ def test_pipeline_two_resolutions_from_original(image_root):
     res = build(dict(type='DistillRandomGrayscale', prob=1.0))(res)
     gray = np.asarray(Image.fromarray(orig).convert('L'))
     assert all(np.array_equal(res['img'][..., c], gray) for c in range(3))
-    res = build(dict(type='DistillRandomFlip', prob=1.0))(
-        dict(img=orig.copy()))
+    res = build(dict(type='DistillRandomFlip', prob=1.0))(dict(img=orig.copy()))
     assert np.array_equal(res['img'], orig[:, ::-1]) and res['flip']
     np.random.seed(0)
     res = build(dict(type='RandomScaleAspectCrop', scale=(0.2, 0.5)))(
-        dict(img=orig.copy()))
+        dict(img=orig.copy())
+    )
     h, w = res['img'].shape[:2]
-    assert 0.15 * orig.shape[0] * orig.shape[1] <= h * w <= \
-        0.55 * orig.shape[0] * orig.shape[1]
+    assert (
+        0.15 * orig.shape[0] * orig.shape[1]
+        <= h * w
+        <= 0.55 * orig.shape[0] * orig.shape[1]
+    )
     x0, y0, x1, y1 = res['crop_bbox']
     assert np.array_equal(res['img'], orig[y0:y1, x0:x1])
 
@@ -301,10 +327,14 @@ def test_pipeline_two_resolutions_from_original(image_root):
 def test_data_preprocessor():
     pre = MODELS.build(dict(type='DistillDataPreprocessor'))
     g = torch.Generator().manual_seed(0)
-    s = [torch.randint(0, 256, (3, 8, 8), generator=g, dtype=torch.uint8)
-         for _ in range(2)]
-    t = [torch.randint(0, 256, (3, 16, 16), generator=g, dtype=torch.uint8)
-         for _ in range(2)]
+    s = [
+        torch.randint(0, 256, (3, 8, 8), generator=g, dtype=torch.uint8)
+        for _ in range(2)
+    ]
+    t = [
+        torch.randint(0, 256, (3, 16, 16), generator=g, dtype=torch.uint8)
+        for _ in range(2)
+    ]
     out = pre(dict(inputs=dict(student=s, teacher=t), data_samples=None))
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -322,30 +352,38 @@ def test_data_preprocessor():
 def test_l2_loss_reductions():
     loss = MODELS.build(dict(type='DistillL2Loss', loss_weight=2.0))
     a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
-    sq = [[float((x - y)**2) for x, y in zip(pa.flatten(), pb.flatten())]
-          for pa, pb in zip(a, b)]  # hand computation, element by element
+    sq = [
+        [float((x - y) ** 2) for x, y in zip(pa.flatten(), pb.flatten())]
+        for pa, pb in zip(a, b)
+    ]  # hand computation, element by element
     assert loss.loss_name == 'loss_distill'
     assert loss(a, b).item() == pytest.approx(2 * np.mean(sq), rel=1e-5)
-    assert loss(a, b, 'sum').item() == pytest.approx(2 * np.sum(sq),
-                                                     rel=1e-5)
+    assert loss(a, b, 'sum').item() == pytest.approx(2 * np.sum(sq), rel=1e-5)
     assert loss(a, b, 'sample').tolist() == pytest.approx(
-        (2 * np.mean(sq, axis=1)).tolist(), rel=1e-5)
+        (2 * np.mean(sq, axis=1)).tolist(), rel=1e-5
+    )
     with pytest.raises(ValueError):
         loss(a, b[:, :2])
 
 
 def _model(**kwargs):
     torch.manual_seed(0)
-    cfg = dict(type='FeatureDistiller', teacher=TEACHER, student=STUDENT,
-               teacher_input_size=128)
+    cfg = dict(
+        type='FeatureDistiller',
+        teacher=TEACHER,
+        student=STUDENT,
+        teacher_input_size=128,
+    )
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
 
 def _batch(n=2, s=64, t=128, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return dict(student=torch.randn(n, 3, s, s, generator=g),
-                teacher=torch.randn(n, 3, t, t, generator=g))
+    return dict(
+        student=torch.randn(n, 3, s, s, generator=g),
+        teacher=torch.randn(n, 3, t, t, generator=g),
+    )
 
 
 def test_distiller_loss_and_frozen_teacher():
@@ -356,8 +394,10 @@ def test_distiller_loss_and_frozen_teacher():
     inputs = _batch()
     losses = model(inputs, mode='loss')
     with torch.no_grad():
-        ref = ((model.student(inputs['student'])[0] -
-                model.teacher(inputs['teacher'])[0])**2).mean()
+        ref = (
+            (model.student(inputs['student'])[0] - model.teacher(inputs['teacher'])[0])
+            ** 2
+        ).mean()
     assert set(losses) == {'loss_distill'}
     assert torch.allclose(losses['loss_distill'], ref)
     losses['loss_distill'].backward()
@@ -377,10 +417,12 @@ def test_distiller_loss_and_frozen_teacher():
     # No teacher image: the student input is resized to teacher_input_size.
     only = model(inputs['student'], mode='loss')['loss_distill']
     with torch.no_grad():
-        up = F.interpolate(inputs['student'], size=(128, 128),
-                           mode='bilinear', align_corners=False)
-        ref_up = ((model.student(inputs['student'])[0] -
-                   model.teacher(up)[0])**2).mean()
+        up = F.interpolate(
+            inputs['student'], size=(128, 128), mode='bilinear', align_corners=False
+        )
+        ref_up = (
+            (model.student(inputs['student'])[0] - model.teacher(up)[0]) ** 2
+        ).mean()
     assert torch.allclose(only, ref_up)
 
 
@@ -391,8 +433,7 @@ def test_distiller_state_dict_and_alignment():
     other = _model()
     torch.nn.init.zeros_(other.student.pdn[0].weight)
     other.load_state_dict(state, strict=True)  # teacher keys not required
-    assert torch.equal(other.student.pdn[0].weight,
-                       model.student.pdn[0].weight)
+    assert torch.equal(other.student.pdn[0].weight, model.student.pdn[0].weight)
     with_teacher = _model(save_teacher=True).state_dict()
     assert any(k.startswith('teacher.') for k in with_teacher)
 
@@ -401,9 +442,13 @@ def test_distiller_state_dict_and_alignment():
     model = _model(teacher_input_size=None)
     loss = model(inputs, mode='loss')['loss_distill']
     with torch.no_grad():
-        t = F.interpolate(model.teacher(inputs['teacher'])[0], size=(16, 16),
-                          mode='bilinear', align_corners=False)
-        ref = ((model.student(inputs['student'])[0] - t)**2).mean()
+        t = F.interpolate(
+            model.teacher(inputs['teacher'])[0],
+            size=(16, 16),
+            mode='bilinear',
+            align_corners=False,
+        )
+        ref = ((model.student(inputs['student'])[0] - t) ** 2).mean()
     assert torch.allclose(loss, ref)
     with pytest.raises(ValueError, match='out_channels=128'):
         _model(student=dict(STUDENT, out_channels=64))
@@ -414,35 +459,44 @@ def test_teacher_channel_norm_hook(image_root):
     inputs = _batch()
     with pytest.raises(RuntimeError, match='TeacherFeatureStatsHook'):
         model(inputs, mode='loss')
-    pipeline = [dict(type='LoadDistillImage'),
-                dict(type='ResizeDistill', student_size=64, teacher_size=128),
-                dict(type='PackDistillInputs')]
-    ds = ImageFolderDataset(data_root=image_root,
-                            data_prefix=dict(img_path='train'),
-                            pipeline=pipeline)
+    pipeline = [
+        dict(type='LoadDistillImage'),
+        dict(type='ResizeDistill', student_size=64, teacher_size=128),
+        dict(type='PackDistillInputs'),
+    ]
+    ds = ImageFolderDataset(
+        data_root=image_root, data_prefix=dict(img_path='train'), pipeline=pipeline
+    )
     from mmengine.dataset import pseudo_collate
-    loader = DataLoader(ds, batch_size=4, num_workers=0,
-                        collate_fn=pseudo_collate)
+
+    loader = DataLoader(ds, batch_size=4, num_workers=0, collate_fn=pseudo_collate)
     runner = SimpleNamespace(model=model, train_dataloader=loader, seed=0)
     TeacherFeatureStatsHook(num_images=1000).before_train(runner)
     assert int(model.teacher_stats_count) == N_IMAGES
     # Reference: every image's teacher map, statistics over (N, h, w).
     with torch.no_grad():
-        feats = torch.cat([
-            model.teacher(model.data_preprocessor(
-                pseudo_collate([ds[i]]))['inputs']['teacher'])[0]
-            for i in range(len(ds))]).double()
+        feats = torch.cat(
+            [
+                model.teacher(
+                    model.data_preprocessor(pseudo_collate([ds[i]]))['inputs'][
+                        'teacher'
+                    ]
+                )[0]
+                for i in range(len(ds))
+            ]
+        ).double()
     mean = feats.mean(dim=(0, 2, 3))
     std = feats.permute(1, 0, 2, 3).flatten(1).std(dim=1, unbiased=False)
-    assert torch.allclose(model.teacher_mean.flatten().double(), mean,
-                          atol=1e-5)
-    assert torch.allclose(model.teacher_std.flatten().double(), std,
-                          rtol=1e-4, atol=1e-5)
+    assert torch.allclose(model.teacher_mean.flatten().double(), mean, atol=1e-5)
+    assert torch.allclose(
+        model.teacher_std.flatten().double(), std, rtol=1e-4, atol=1e-5
+    )
     loss = model(inputs, mode='loss')['loss_distill']
     with torch.no_grad():
-        t = (model.teacher(inputs['teacher'])[0] - model.teacher_mean) / \
-            model.teacher_std
-        ref = ((model.student(inputs['student'])[0] - t)**2).mean()
+        t = (
+            model.teacher(inputs['teacher'])[0] - model.teacher_mean
+        ) / model.teacher_std
+        ref = ((model.student(inputs['student'])[0] - t) ** 2).mean()
     assert torch.allclose(loss, ref)
     # Present statistics (resume / load_from) are kept.
     assert 'teacher_mean' in model.state_dict()
@@ -464,10 +518,8 @@ def test_loss_decreases(runs):
 def test_resume_is_exact(runs):
     assert 'resumed epoch: 0, iter: 15' in runs['resume_log']
     for it in (15, 30):
-        a = load_trusted_checkpoint(
-            osp.join(runs['straight'], f'iter_{it}.pth'))
-        b = load_trusted_checkpoint(
-            osp.join(runs['resumed'], f'iter_{it}.pth'))
+        a = load_trusted_checkpoint(osp.join(runs['straight'], f'iter_{it}.pth'))
+        b = load_trusted_checkpoint(osp.join(runs['resumed'], f'iter_{it}.pth'))
         assert all(k.startswith('student.') for k in a['state_dict'])
         _assert_same_state(a['state_dict'], b['state_dict'])
         sa, sb = a['optimizer']['state'], b['optimizer']['state']
@@ -492,13 +544,26 @@ def _load_tool(path, name):
 def test_plot_distill_loss(runs, tmp_path):
     tool = _load_tool(
         osp.join(TOOLS, 'analysis_tools', 'plot_distill_loss.py'),
-        'fdseg_tool_plot_distill_loss')
+        'fdseg_tool_plot_distill_loss',
+    )
     # A resumed work dir holds two runs; they join into one curve.
     key, iters, vals = tool.read_curve(tool.find_logs(runs['resumed']))
     assert key == 'loss_distill' and iters == list(range(1, 31))
     out = str(tmp_path / 'fig9_loss.png')
-    tool.main([runs['straight'], runs['resumed'], '--labels', 'straight',
-               'resumed', '--smooth', '3', '--logy', '--out', out])
+    tool.main(
+        [
+            runs['straight'],
+            runs['resumed'],
+            '--labels',
+            'straight',
+            'resumed',
+            '--smooth',
+            '3',
+            '--logy',
+            '--out',
+            out,
+        ]
+    )
     with open(out, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     assert Image.open(out).size[0] > 100
@@ -508,23 +573,38 @@ def test_plot_distill_loss(runs, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    torch.cuda.is_available(), reason='exercises the CPU (gloo) DDP path')
+    torch.cuda.is_available(), reason='exercises the CPU (gloo) DDP path'
+)
 def test_cpu_ddp_two_processes(image_root, tmp_path):
-    cfg = write_cfg(tmp_path / 'ddp.py', image_root, max_iters=4,
-                    ckpt_interval=4, batch_size=2)
+    cfg = write_cfg(
+        tmp_path / 'ddp.py', image_root, max_iters=4, ckpt_interval=4, batch_size=2
+    )
     wd = str(tmp_path / 'wd')
-    proc = _start([
-        '-m', 'torch.distributed.run', '--nnodes=1', '--nproc_per_node=2',
-        '--master_addr=127.0.0.1', f'--master_port={_free_port()}',
-        osp.join(TOOLS, 'train.py'), cfg, '--launcher', 'pytorch',
-        '--work-dir', wd
-    ], str(tmp_path))
+    proc = _start(
+        [
+            '-m',
+            'torch.distributed.run',
+            '--nnodes=1',
+            '--nproc_per_node=2',
+            '--master_addr=127.0.0.1',
+            f'--master_port={_free_port()}',
+            osp.join(TOOLS, 'train.py'),
+            cfg,
+            '--launcher',
+            'pytorch',
+            '--work-dir',
+            wd,
+        ],
+        str(tmp_path),
+    )
     _finish(proc)  # torchrun exits 0 only if both workers did
-    r0, r1 = (torch.load(osp.join(wd, f'rank{r}.pt'), weights_only=True)
-              for r in (0, 1))
+    r0, r1 = (
+        torch.load(osp.join(wd, f'rank{r}.pt'), weights_only=True) for r in (0, 1)
+    )
     init = torch.load(osp.join(wd, 'rank0_init.pt'), weights_only=True)
     _assert_same_state(
-        init, torch.load(osp.join(wd, 'rank1_init.pt'), weights_only=True))
+        init, torch.load(osp.join(wd, 'rank1_init.pt'), weights_only=True)
+    )
     _assert_same_state(r0, r1)
     key = 'student.pdn.0.weight'
     assert not torch.equal(r0[key], init[key])
@@ -539,8 +619,9 @@ def _resize_step(pipeline):
     return steps[0]
 
 
-@pytest.mark.parametrize('cfg_path', DISTILL_CFGS,
-                         ids=[osp.basename(p) for p in DISTILL_CFGS])
+@pytest.mark.parametrize(
+    'cfg_path', DISTILL_CFGS, ids=[osp.basename(p) for p in DISTILL_CFGS]
+)
 def test_distill_configs(cfg_path, image_root):
     cfg = Config.fromfile(cfg_path)
     # The paper recipe (Sec. 6.1.2).
@@ -557,17 +638,16 @@ def test_distill_configs(cfg_path, image_root):
     assert resize.student_size == 256
     assert resize.teacher_size == cfg.model.teacher_input_size
     name = osp.basename(cfg_path)
-    assert cfg.model.student.size == ('small' if 'pdn-s' in name else
-                                      'large')
-    assert cfg.model.student.out_channels == (512 if '-512_' in name else
-                                              384)
+    assert cfg.model.student.size == ('small' if 'pdn-s' in name else 'large')
+    assert cfg.model.student.out_channels == (512 if '-c512_' in name else 384)
 
     # The pipeline on a real image, at 1/8 of the sizes.
     s, t = resize.student_size // 8, resize.teacher_size // 8
     pipeline = [dict(p) for p in cfg.train_dataloader.dataset.pipeline]
     _resize_step(pipeline).update(student_size=s, teacher_size=t)
-    ds = DATASETS.build(dict(cfg.train_dataloader.dataset,
-                             data_root=image_root, pipeline=pipeline))
+    ds = DATASETS.build(
+        dict(cfg.train_dataloader.dataset, data_root=image_root, pipeline=pipeline)
+    )
     item = ds[0]
     assert item['inputs']['student'].shape == (3, s, s)
     assert item['inputs']['teacher'].shape == (3, t, t)
@@ -587,13 +667,22 @@ def test_distill_configs(cfg_path, image_root):
     assert not any(p.requires_grad for p in model.teacher.parameters())
     assert all(p.requires_grad for p in model.student.parameters())
     data = model.data_preprocessor(
-        dict(inputs=dict(student=[item['inputs']['student']] * 2,
-                         teacher=[item['inputs']['teacher']] * 2)), True)
+        dict(
+            inputs=dict(
+                student=[item['inputs']['student']] * 2,
+                teacher=[item['inputs']['teacher']] * 2,
+            )
+        ),
+        True,
+    )
     with torch.no_grad():
         feats_s = model(data['inputs'], mode='tensor')
         feats_t = model.extract_teacher(data['inputs']['teacher'])
     # The configured sizes give equal maps: no resizing of the target.
-    assert feats_s.shape == feats_t.shape == (
-        2, cfg.model.student.out_channels, s // 4, s // 4)
+    assert (
+        feats_s.shape
+        == feats_t.shape
+        == (2, cfg.model.student.out_channels, s // 4, s // 4)
+    )
     loss = model(data['inputs'], mode='loss')['loss_distill']
     assert torch.isfinite(loss)

@@ -10,6 +10,7 @@ the repo) on a toy regressor from ``tests/toy_modules.py``:
 * 2-process CPU DDP (gloo) through ``torch.distributed.run`` ends with
   identical weights on both ranks and exit status 0.
 """
+
 import importlib.util
 import os.path as osp
 import pickle
@@ -20,8 +21,12 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-from fdseg.engine import (TRUSTED_PREFIX, load_trusted_checkpoint,
-                          resolve_dist_backend, trusted_checkpoint_loading)
+from fdseg.engine import (
+    TRUSTED_PREFIX,
+    load_trusted_checkpoint,
+    resolve_dist_backend,
+    trusted_checkpoint_loading,
+)
 from fdseg.registry import HOOKS, MODELS
 from tests.subprocess_utils import assert_same_state as _assert_same_state
 from tests.subprocess_utils import finish as _finish
@@ -96,17 +101,21 @@ def trained(tmp_path_factory):
         code, out = _finish(p, 120)
         assert code == 0, f'exit status {code}:\n{out[-6000:]}'
     out = _run([train, cfg6, '--work-dir', wd_b, '--resume'], cwd=str(root))
-    return dict(
-        root=root, cfg=cfg6, straight=wd_a, resumed=wd_b, resume_log=out)
+    return dict(root=root, cfg=cfg6, straight=wd_a, resumed=wd_b, resume_log=out)
 
 
+@pytest.mark.slow
 def test_resume_is_exact(trained):
     wd_a, wd_b = trained['straight'], trained['resumed']
     assert 'resumed epoch: 0, iter: 3' in trained['resume_log']
-    a3, a6 = _weights(osp.join(wd_a, 'iter_3.pth')), _weights(
-        osp.join(wd_a, 'iter_6.pth'))
-    b3, b6 = _weights(osp.join(wd_b, 'iter_3.pth')), _weights(
-        osp.join(wd_b, 'iter_6.pth'))
+    a3, a6 = (
+        _weights(osp.join(wd_a, 'iter_3.pth')),
+        _weights(osp.join(wd_a, 'iter_6.pth')),
+    )
+    b3, b6 = (
+        _weights(osp.join(wd_b, 'iter_3.pth')),
+        _weights(osp.join(wd_b, 'iter_6.pth')),
+    )
     _assert_same_state(a3['state_dict'], b3['state_dict'])
     _assert_same_state(a6['state_dict'], b6['state_dict'])
     # The optimiser (Adam moments, step) resumed too.
@@ -117,12 +126,13 @@ def test_resume_is_exact(trained):
             assert torch.equal(sa[k][name], sb[k][name]), (k, name)
     assert b6['meta']['iter'] == 6
     # Training did something between the two checkpoints.
-    assert not torch.equal(a3['state_dict']['linear.weight'],
-                           a6['state_dict']['linear.weight'])
+    assert not torch.equal(
+        a3['state_dict']['linear.weight'], a6['state_dict']['linear.weight']
+    )
     # The hook's end-of-run dump equals the last checkpoint.
     _assert_same_state(
-        torch.load(osp.join(wd_b, 'rank0.pt'), weights_only=True),
-        b6['state_dict'])
+        torch.load(osp.join(wd_b, 'rank0.pt'), weights_only=True), b6['state_dict']
+    )
 
 
 def test_training_checkpoint_needs_trusted_loader(trained):
@@ -141,12 +151,12 @@ def test_training_checkpoint_needs_trusted_loader(trained):
     assert 'message_hub' in _load_checkpoint(ckpt_prefixed)
     assert 'message_hub' in load_trusted_checkpoint(ckpt_prefixed)
     hub = load_trusted_checkpoint(ckpt)['message_hub']
-    assert any(
-        isinstance(v, HistoryBuffer) for v in hub['log_scalars'].values())
+    assert any(isinstance(v, HistoryBuffer) for v in hub['log_scalars'].values())
 
 
 def test_third_party_checkpoint_refused(tmp_path):
     from tests.toy_modules import ToyPayload, ToyRegressor
+
     state = ToyRegressor().state_dict()
     evil = str(tmp_path / 'third_party.pth')
     torch.save(dict(state_dict=state, meta=ToyPayload()), evil)
@@ -157,16 +167,14 @@ def test_third_party_checkpoint_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         _load_checkpoint(evil, map_location='cpu')
     model = MODELS.build(
-        dict(
-            type='ToyRegressor',
-            init_cfg=dict(type='Pretrained', checkpoint=evil)))
+        dict(type='ToyRegressor', init_cfg=dict(type='Pretrained', checkpoint=evil))
+    )
     with pytest.raises(pickle.UnpicklingError):
         model.init_weights()
     # ... while a plain state dict still loads through it.
     model = MODELS.build(
-        dict(
-            type='ToyRegressor',
-            init_cfg=dict(type='Pretrained', checkpoint=plain)))
+        dict(type='ToyRegressor', init_cfg=dict(type='Pretrained', checkpoint=plain))
+    )
     model.init_weights()
     assert torch.equal(model.linear.weight, state['linear.weight'])
 
@@ -183,18 +191,26 @@ def test_third_party_checkpoint_refused(tmp_path):
 def test_test_tool_with_checkpoint(trained, tmp_path):
     out_dir = str(tmp_path / 'out')
     ckpt = osp.join(trained['resumed'], 'iter_6.pth')
-    log = _run([
-        osp.join(TOOLS, 'test.py'), trained['cfg'], ckpt, '--work-dir',
-        str(tmp_path / 'wd'), '--out', out_dir
-    ],
-               cwd=str(tmp_path))
+    log = _run(
+        [
+            osp.join(TOOLS, 'test.py'),
+            trained['cfg'],
+            ckpt,
+            '--work-dir',
+            str(tmp_path / 'wd'),
+            '--out',
+            out_dir,
+        ],
+        cwd=str(tmp_path),
+    )
     assert 'Load checkpoint from' in log
     assert osp.isfile(osp.join(out_dir, 'metrics.json'))
 
 
 def _load_tool(name):
     spec = importlib.util.spec_from_file_location(
-        f'fdseg_tool_{name}', osp.join(TOOLS, f'{name}.py'))
+        f'fdseg_tool_{name}', osp.join(TOOLS, f'{name}.py')
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -211,13 +227,12 @@ def test_tool_argument_handling(tmp_path):
     c = train.build_cfg(train.parse_args([cfg, '--resume', 'x.pth']))
     assert c.resume is True and c.load_from == 'x.pth'
     c = train.build_cfg(
-        train.parse_args([
-            cfg, '--amp', '--work-dir', 'w', '--cfg-options',
-            'train_cfg.max_iters=2'
-        ]))
+        train.parse_args(
+            [cfg, '--amp', '--work-dir', 'w', '--cfg-options', 'train_cfg.max_iters=2']
+        )
+    )
     assert c.work_dir == 'w' and c.train_cfg.max_iters == 2
-    expected = 'AmpOptimWrapper' if torch.cuda.is_available() \
-        else 'OptimWrapper'
+    expected = 'AmpOptimWrapper' if torch.cuda.is_available() else 'OptimWrapper'
     assert c.optim_wrapper.type == expected
 
     test = _load_tool('test')
@@ -225,10 +240,19 @@ def test_tool_argument_handling(tmp_path):
     assert c.load_from is None
     assert c.default_hooks.visualization.draw is False
     c = test.build_cfg(
-        test.parse_args([
-            cfg, 'a.pth', '--out', 'o', '--show-dir', 'vis', '--cfg-options',
-            'test_evaluator.0.prefix=x'
-        ]))
+        test.parse_args(
+            [
+                cfg,
+                'a.pth',
+                '--out',
+                'o',
+                '--show-dir',
+                'vis',
+                '--cfg-options',
+                'test_evaluator.0.prefix=x',
+            ]
+        )
+    )
     assert c.load_from == 'a.pth'
     assert c.test_evaluator[0].output_dir == 'o'
     vis = c.default_hooks.visualization
@@ -255,20 +279,24 @@ def test_base_configs():
 
     sch = Config.fromfile(osp.join(BASE, 'schedules', 'schedule_160k_adam.py'))
     assert sch.optim_wrapper.optimizer == dict(
-        type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-5)
+        type='Adam', lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-5
+    )
     assert sch.train_cfg.type == 'IterBasedTrainLoop'
     assert sch.train_cfg.max_iters == 160000
     assert sch.default_hooks.checkpoint.interval == 10000
     assert sch.default_hooks.checkpoint.max_keep_ckpts == 3
     assert sch.default_hooks.logger.interval == 50
-    test_only = Config.fromfile(
-        osp.join(BASE, 'schedules', 'schedule_test_only.py'))
+    test_only = Config.fromfile(osp.join(BASE, 'schedules', 'schedule_test_only.py'))
     assert test_only.test_cfg.type == 'TestLoop'
     assert 'train_cfg' not in test_only
     for cfg in (sch, test_only):
         assert {
-            'timer', 'logger', 'param_scheduler', 'checkpoint', 'sampler_seed',
-            'visualization'
+            'timer',
+            'logger',
+            'param_scheduler',
+            'checkpoint',
+            'sampler_seed',
+            'visualization',
         } <= set(cfg.default_hooks)
         for hook in cfg.default_hooks.values():
             assert HOOKS.get(hook['type']) is not None, hook['type']
@@ -284,18 +312,29 @@ def test_resolve_dist_backend():
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    torch.cuda.is_available(), reason='exercises the CPU (gloo) DDP path')
+    torch.cuda.is_available(), reason='exercises the CPU (gloo) DDP path'
+)
 def test_cpu_ddp_two_processes(tmp_path):
     cfg = write_toy_cfg(tmp_path / 'toy_ddp.py', max_iters=4)
     wd = str(tmp_path / 'wd')
     for attempt in range(2):  # a raced free port gets one retry
-        proc = _start([
-            '-m', 'torch.distributed.run', '--nnodes=1', '--nproc_per_node=2',
-            '--master_addr=127.0.0.1', f'--master_port={_free_port()}',
-            osp.join(TOOLS, 'train.py'), cfg, '--launcher', 'pytorch',
-            '--work-dir', wd
-        ],
-                      cwd=str(tmp_path))
+        proc = _start(
+            [
+                '-m',
+                'torch.distributed.run',
+                '--nnodes=1',
+                '--nproc_per_node=2',
+                '--master_addr=127.0.0.1',
+                f'--master_port={_free_port()}',
+                osp.join(TOOLS, 'train.py'),
+                cfg,
+                '--launcher',
+                'pytorch',
+                '--work-dir',
+                wd,
+            ],
+            cwd=str(tmp_path),
+        )
         code, out = _finish(proc, 150)
         if code == 0 or 'address already in use' not in out.lower():
             break
@@ -305,7 +344,8 @@ def test_cpu_ddp_two_processes(tmp_path):
     r1 = torch.load(osp.join(wd, 'rank1.pt'), weights_only=True)
     init = torch.load(osp.join(wd, 'rank0_init.pt'), weights_only=True)
     _assert_same_state(
-        init, torch.load(osp.join(wd, 'rank1_init.pt'), weights_only=True))
+        init, torch.load(osp.join(wd, 'rank1_init.pt'), weights_only=True)
+    )
     _assert_same_state(r0, r1)
     assert not torch.equal(r0['linear.weight'], init['linear.weight'])
     # Only rank 0 writes checkpoints; they hold the synchronised weights.
@@ -320,11 +360,14 @@ def _bad_checkpoints(ckpt, root):
     variants = {
         'missing': dict(good, state_dict={'linear.weight': sd['linear.weight']}),
         'unexpected': dict(good, state_dict=dict(sd, extra=torch.zeros(1))),
-        'shape': dict(good, state_dict=dict(
-            sd, **{'linear.weight': torch.zeros(1, 3)})),
+        'shape': dict(
+            good, state_dict=dict(sd, **{'linear.weight': torch.zeros(1, 3)})
+        ),
         'no_state_dict': dict(sd),
-        'other_model': dict(good, state_dict={
-            'conv.weight': torch.zeros(1), 'conv.bias': torch.zeros(1)}),
+        'other_model': dict(
+            good,
+            state_dict={'conv.weight': torch.zeros(1), 'conv.bias': torch.zeros(1)},
+        ),
     }
     paths = {}
     for name, obj in variants.items():
@@ -343,17 +386,29 @@ _BAD_NAMES = {
 }
 
 
+@pytest.mark.slow
 def test_test_tool_checkpoints_load_strictly(trained, tmp_path):
     """A checkpoint that does not fit the model stops the run, naming keys."""
-    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'),
-                             tmp_path)
+    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'), tmp_path)
     test_py = osp.join(TOOLS, 'test.py')
-    procs = {name: _start([test_py, trained['cfg'], path, '--work-dir',
-                           str(tmp_path / f'wd_{name}')], cwd=str(tmp_path))
-             for name, path in paths.items()}
-    procs['non_strict'] = _start([
-        test_py, trained['cfg'], paths['missing'], '--non-strict',
-        '--work-dir', str(tmp_path / 'wd_ns')], cwd=str(tmp_path))
+    procs = {
+        name: _start(
+            [test_py, trained['cfg'], path, '--work-dir', str(tmp_path / f'wd_{name}')],
+            cwd=str(tmp_path),
+        )
+        for name, path in paths.items()
+    }
+    procs['non_strict'] = _start(
+        [
+            test_py,
+            trained['cfg'],
+            paths['missing'],
+            '--non-strict',
+            '--work-dir',
+            str(tmp_path / 'wd_ns'),
+        ],
+        cwd=str(tmp_path),
+    )
     for name, proc in procs.items():
         code, out = _finish(proc, 120)
         if name == 'non_strict':
@@ -366,12 +421,22 @@ def test_test_tool_checkpoints_load_strictly(trained, tmp_path):
             assert text in out, (name, text, out[-3000:])
 
 
+@pytest.mark.slow
 def test_resume_loads_strictly(trained, tmp_path):
-    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'),
-                             tmp_path)
-    code, out = _finish(_start([
-        osp.join(TOOLS, 'train.py'), trained['cfg'], '--work-dir',
-        str(tmp_path / 'wd'), '--resume', paths['unexpected']
-    ], cwd=str(tmp_path)), 120)
+    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'), tmp_path)
+    code, out = _finish(
+        _start(
+            [
+                osp.join(TOOLS, 'train.py'),
+                trained['cfg'],
+                '--work-dir',
+                str(tmp_path / 'wd'),
+                '--resume',
+                paths['unexpected'],
+            ],
+            cwd=str(tmp_path),
+        ),
+        120,
+    )
     assert code != 0
     assert 'unexpected keys (1): extra' in out and '--non-strict' in out

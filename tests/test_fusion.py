@@ -5,6 +5,7 @@ a line-by-line transcription of the official ``main.py`` / ``utils.py``
 loops, and from a transcription of the paper's equations (loops over
 components and masks, OpenCV dilation) -- never from fusion.py itself.
 """
+
 import cv2
 import numpy as np
 import pytest
@@ -12,16 +13,23 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import label as nd_label
 
-from fdseg.models.refiners.fusion import (MaskFusion, component_stats,
-                                          connected_components, dilate, fuse,
-                                          mask_coverage, overlap_owner,
-                                          remove_overlap, select_masks)
+from fdseg.models.refiners.fusion import (
+    MaskFusion,
+    component_stats,
+    connected_components,
+    dilate,
+    fuse,
+    mask_coverage,
+    overlap_owner,
+    remove_overlap,
+    select_masks,
+)
 
 
 def box(h, w, y0, y1, x0, x1):
     """Bool mask with rows y0..y1 and cols x0..x1 (inclusive) set."""
     m = torch.zeros(h, w, dtype=torch.bool)
-    m[y0:y1 + 1, x0:x1 + 1] = True
+    m[y0 : y1 + 1, x0 : x1 + 1] = True
     return m
 
 
@@ -43,14 +51,13 @@ def official_remove_overlap(masks):
         current_slice = sorted_input_tensor[:, :, i]
         current_slice[mask] = 0
         output_tensor[:, :, i] = current_slice
-        mask |= (current_slice == 1)
+        mask |= current_slice == 1
     # NB: the official function returns the masks in *sorted* order; the
     # order does not matter downstream (sets), so compare as sets.
     return output_tensor.permute(2, 0, 1).bool(), sorted_indices
 
 
-def official_fusion(pred, sam_mask, kernel=21, tau1=0.2, tau2=0.9,
-                    use_boundary=True):
+def official_fusion(pred, sam_mask, kernel=21, tau1=0.2, tau2=0.9, use_boundary=True):
     """Transcription of main.py's FastSAM block (CPU, one image).
 
     Args:
@@ -70,8 +77,8 @@ def official_fusion(pred, sam_mask, kernel=21, tau1=0.2, tau2=0.9,
     mask_sum = torch.sum(sam_mask, dim=(0, 1)).float()
     over_lap = intersection_sum.float() / mask_sum
     indices_area = torch.nonzero(
-        (over_lap > tau1) & ((mask_sum < 0.4 * imgsz * imgsz) |
-                             (over_lap > 0.6)))
+        (over_lap > tau1) & ((mask_sum < 0.4 * imgsz * imgsz) | (over_lap > 0.6))
+    )
     indices = indices_area[:, 0]
     if use_boundary:
         pred_r = pred_permute.clone()
@@ -83,12 +90,10 @@ def official_fusion(pred, sam_mask, kernel=21, tau1=0.2, tau2=0.9,
     if indices.shape[0] != 0:
         selected_sam_mask = sam_mask[:, :, indices]
         dil = selected_sam_mask.unsqueeze(0).permute(3, 0, 1, 2)
-        dil = F.max_pool2d(dil, kernel_size=kernel, stride=1,
-                           padding=kernel // 2)
+        dil = F.max_pool2d(dil, kernel_size=kernel, stride=1, padding=kernel // 2)
         for j in range(selected_sam_mask.shape[2]):
             s_mask = selected_sam_mask[:, :, j].unsqueeze(-1)
-            pred_permute = torch.logical_or(pred_permute,
-                                            s_mask).to(torch.int64)
+            pred_permute = torch.logical_or(pred_permute, s_mask).to(torch.int64)
             if use_boundary:
                 s_mask_dil = dil[j, :, :, :].permute(1, 2, 0)
                 multi = (s_mask_dil * pred_r).to(torch.int64)
@@ -100,18 +105,26 @@ def official_fusion(pred, sam_mask, kernel=21, tau1=0.2, tau2=0.9,
                 overlap2 = torch.sum(inter2) / torch.sum(pred_r_label)
                 if overlap2 > tau2:
                     mask_refine = s_mask_dil * (1 - s_mask)
-                    s_mask_all = torch.logical_or(
-                        s_mask_all, s_mask).to(torch.int64)
-                    mask_refine_all = torch.logical_or(
-                        mask_refine, mask_refine_all).to(torch.int64)
+                    s_mask_all = torch.logical_or(s_mask_all, s_mask).to(torch.int64)
+                    mask_refine_all = torch.logical_or(mask_refine, mask_refine_all).to(
+                        torch.int64
+                    )
         if use_boundary:
             mask_refine_all = mask_refine_all * (1 - s_mask_all)
             pred_permute = pred_permute * (1 - mask_refine_all)
     return pred_permute[..., 0].bool()
 
 
-def paper_fusion(r0, raw_masks, kernel=21, tau1=0.2, tau2=0.9,
-                 strategy='morph', connectivity=4, complete=False):
+def paper_fusion(
+    r0,
+    raw_masks,
+    kernel=21,
+    tau1=0.2,
+    tau2=0.9,
+    strategy='morph',
+    connectivity=4,
+    complete=False,
+):
     """Eqs. 9-14 written out with loops (numpy + OpenCV), paper variant."""
     r0 = r0.numpy().astype(bool)
     h, w = r0.shape
@@ -127,8 +140,7 @@ def paper_fusion(r0, raw_masks, kernel=21, tau1=0.2, tau2=0.9,
     if complete and not taken.all():
         m_sam.append(~taken)  # eq. 10 enforced: the masks cover I
     # eq. 11
-    m_sel = [m for m in m_sam
-             if m.sum() > 0 and (m & r0).sum() / m.sum() > tau1]
+    m_sel = [m for m in m_sam if m.sum() > 0 and (m & r0).sum() / m.sum() > tau1]
     # eq. 12
     r_sam = np.zeros((h, w), bool)
     for m in m_sel:
@@ -138,11 +150,14 @@ def paper_fusion(r0, raw_masks, kernel=21, tau1=0.2, tau2=0.9,
     if strategy == 'union':
         return torch.from_numpy(r_sam | r0)
     # eq. 13
-    n, lab = cv2.connectedComponents(r0.astype(np.uint8),
-                                     connectivity=connectivity)
+    n, lab = cv2.connectedComponents(r0.astype(np.uint8), connectivity=connectivity)
     kern = np.ones((kernel, kernel), np.uint8)
-    dils = [cv2.dilate(m.astype(np.uint8), kern, borderType=cv2.BORDER_CONSTANT,
-                       borderValue=0).astype(bool) for m in m_sel]
+    dils = [
+        cv2.dilate(
+            m.astype(np.uint8), kern, borderType=cv2.BORDER_CONSTANT, borderValue=0
+        ).astype(bool)
+        for m in m_sel
+    ]
     r = r_sam.copy()
     for lid in range(1, n):
         comp = lab == lid
@@ -239,8 +254,7 @@ def test_select_official_area_rule():
     big_most = box(h, w, 0, 6, 0, 9)  # 70 px, coverage 50/70 = 0.714
     small = box(h, w, 0, 1, 0, 9)  # 20 px, coverage 1
     masks = stack(big_half, big_most, small)
-    official = select_masks(masks, r0, 0.2, max_area_ratio=0.4,
-                            large_overlap=0.6)
+    official = select_masks(masks, r0, 0.2, max_area_ratio=0.4, large_overlap=0.6)
     paper = select_masks(masks, r0, 0.2, max_area_ratio=None)
     assert official.tolist() == [False, True, True]
     assert paper.tolist() == [True, True, True]
@@ -260,8 +274,12 @@ def test_dilate_matches_opencv_and_official(k):
     masks[0, 0, 0] = True  # corner pixel: the border is background
     ours = dilate(masks, k)  # OpenCV on CPU
     ours_torch = dilate(masks, k, backend='torch')  # the CUDA path
-    official = F.max_pool2d(masks[:, None].float(), kernel_size=k, stride=1,
-                            padding=k // 2)[:, 0] > 0
+    official = (
+        F.max_pool2d(masks[:, None].float(), kernel_size=k, stride=1, padding=k // 2)[
+            :, 0
+        ]
+        > 0
+    )
     assert torch.equal(ours, official)
     assert torch.equal(ours_torch, official)
     with pytest.raises(ValueError):
@@ -379,8 +397,7 @@ def test_fuse_corner_cases():
         assert not fuse(r0, none, 'sam', 0.9, 3, replace).any()
         # No R0 foreground.
         m = box(H, W, 0, 3, 0, 3)
-        assert torch.equal(fuse(empty, stack(m), 'morph', 0.9, 3, replace),
-                           m)
+        assert torch.equal(fuse(empty, stack(m), 'morph', 0.9, 3, replace), m)
     for variant in ('official', 'paper'):
         f = MaskFusion(variant, kernel_size=3)
         lab = torch.zeros(H, W, dtype=torch.long)
@@ -415,8 +432,7 @@ def test_masks_covering_whole_image():
     out = MaskFusion('paper', kernel_size=3)(r0.long(), stack(top, bottom))
     assert torch.equal(out.bool(), top)
     # Officially top (72 px >= 57.6) needs > 0.6 coverage: not selected.
-    out = MaskFusion('official', kernel_size=3)(r0.long(),
-                                                stack(top, bottom))
+    out = MaskFusion('official', kernel_size=3)(r0.long(), stack(top, bottom))
     assert torch.equal(out.bool(), r0)
 
 
@@ -427,13 +443,13 @@ def random_scene(g, h=48, w=48, n_masks=6, n_comp=5):
     for _ in range(n_comp):
         y, x = torch.randint(0, h - 4, (2,), generator=g).tolist()
         dy, dx = torch.randint(1, 10, (2,), generator=g).tolist()
-        r0[y:y + dy, x:x + dx] = True
+        r0[y : y + dy, x : x + dx] = True
     masks = []
     for _ in range(n_masks):
         y, x = torch.randint(0, h - 4, (2,), generator=g).tolist()
         dy, dx = torch.randint(2, 30, (2,), generator=g).tolist()
         m = torch.zeros(h, w, dtype=torch.bool)
-        m[y:y + dy, x:x + dx] = True
+        m[y : y + dy, x : x + dx] = True
         if torch.rand(1, generator=g) < 0.3:
             m &= torch.rand(h, w, generator=g) > 0.2  # ragged masks
         masks.append(m)
@@ -449,8 +465,7 @@ def test_official_variant_matches_official_code(seed):
         out = MaskFusion('official', kernel_size=k)(r0.long(), masks)
         assert torch.equal(out.bool(), ref), k
         # useBoundary=False is the plain union.
-        ref_u = official_fusion(r0.long(), masks, kernel=k,
-                                use_boundary=False)
+        ref_u = official_fusion(r0.long(), masks, kernel=k, use_boundary=False)
         out_u = MaskFusion('official', strategy='union')(r0.long(), masks)
         assert torch.equal(out_u.bool(), ref_u)
 
@@ -461,11 +476,21 @@ def test_paper_variant_matches_equations(seed):
     r0, masks = random_scene(g)
     for strategy in ('morph', 'union', 'sam'):
         for conn, complete in ((4, False), (8, False), (4, True)):
-            ref = paper_fusion(r0, masks, kernel=7, strategy=strategy,
-                               connectivity=conn, complete=complete)
-            out = MaskFusion('paper', kernel_size=7, strategy=strategy,
-                             connectivity=conn,
-                             complete_partition=complete)(r0.long(), masks)
+            ref = paper_fusion(
+                r0,
+                masks,
+                kernel=7,
+                strategy=strategy,
+                connectivity=conn,
+                complete=complete,
+            )
+            out = MaskFusion(
+                'paper',
+                kernel_size=7,
+                strategy=strategy,
+                connectivity=conn,
+                complete_partition=complete,
+            )(r0.long(), masks)
             assert torch.equal(out.bool(), ref), (strategy, conn, complete)
 
 
@@ -497,8 +522,7 @@ def test_mask_fusion_options():
     assert not f.complete_partition and f.tau1 == 0.3
     assert 'paper' in repr(f)
     f = MaskFusion()
-    assert (f.tau1, f.tau2, f.kernel_size, f.max_area_ratio) == (0.2, 0.9,
-                                                                 21, 0.4)
+    assert (f.tau1, f.tau2, f.kernel_size, f.max_area_ratio) == (0.2, 0.9, 21, 0.4)
     with pytest.raises(TypeError):
         MaskFusion(tau3=1)
     with pytest.raises(ValueError):

@@ -4,6 +4,7 @@ Independent references: the official GFDS code's category keys, product
 grouping and averaging weights (transcribed from main.py /
 fewshot_defectloader.py), and the paper's Tables 1, 2 and 4.
 """
+
 import json
 import math
 import os
@@ -23,13 +24,13 @@ from fdseg.evaluation import gfds_table4 as T
 from tests.conftest import REPO, SHARED_DATA
 
 
-def write_product(root, product, categories, n=4, size=(48, 40),
-                  mode='binary', seed=0):
+def write_product(root, product, categories, n=4, size=(48, 40), mode='binary', seed=0):
     """``n`` images per category with a rectangle defect each (any number
     of categories). Binary masks are anti-aliased 0..255 (fg = > 30 after
     resizing); value-indexed masks hold 1, 2, ... in sorted category order.
     """
     import cv2
+
     rng = np.random.default_rng(seed)
     w, h = size
     for ci, cat in enumerate(sorted(categories)):
@@ -41,7 +42,7 @@ def write_product(root, product, categories, n=4, size=(48, 40),
             img = rng.integers(90, 140, (h, w, 3)).astype(np.uint8)
             m = np.zeros((h, w), np.uint8)
             y, x = rng.integers(1, h - h // 2), rng.integers(1, w - w // 2)
-            m[y:y + h // 2, x:x + w // 2] = 255
+            m[y : y + h // 2, x : x + w // 2] = 255
             img[m > 0] = 20 + (47 * ci) % 60
             if mode == 'binary':
                 m = cv2.GaussianBlur(m, (3, 3), 0)
@@ -50,33 +51,109 @@ def write_product(root, product, categories, n=4, size=(48, 40),
             cv2.imwrite(osp.join(idir, f'{cat}_{i:03d}.png'), img)
             cv2.imwrite(osp.join(gdir, f'{cat}_{i:03d}.png'), m)
 
+
 # fewshot_defectloader.py ``foldall`` (official key order).
 OFFICIAL_KEYS = [
-    'tile_crack', 'tile_glue_strip', 'tile_gray_stroke', 'tile_oil',
-    'tile_rough', 'grid_bent', 'grid_broken', 'grid_glue',
-    'grid_metal_contamination', 'grid_thread', 'Steel_Am', 'Steel_Ld',
-    'Steel_Sc', 'KolektorSDD_bad', 'PSP_class_1', 'PSP_class_2',
-    'PSP_class_3', 'PSP_class_4', 'PSP_class_5', 'PSP_class_6',
-    'PSP_class_7', 'Class1_bad', 'Class2_bad', 'Class3_bad', 'Class4_bad',
-    'Class5_bad', 'Class6_bad', 'Class7_bad', 'Class8_bad', 'Class9_bad',
-    'Class10_bad', 'Small_fins', 'Small_pit', 'Small_scratch', 'Side_holes',
-    'Side_boundary', 'Large_bubble', 'Large_pit', 'Large_pressure',
-    'Large_wear', 'Phone_oil', 'Phone_scratch', 'Phone_stain', 'capsules_0',
-    'capsules_1', 'capsules_2', 'capsules_3', 'capsules_4', 'macaroni2_0',
-    'macaroni2_1', 'macaroni2_2', 'macaroni2_4', 'macaroni2_5',
-    'macaroni2_6'
+    'tile_crack',
+    'tile_glue_strip',
+    'tile_gray_stroke',
+    'tile_oil',
+    'tile_rough',
+    'grid_bent',
+    'grid_broken',
+    'grid_glue',
+    'grid_metal_contamination',
+    'grid_thread',
+    'Steel_Am',
+    'Steel_Ld',
+    'Steel_Sc',
+    'KolektorSDD_bad',
+    'PSP_class_1',
+    'PSP_class_2',
+    'PSP_class_3',
+    'PSP_class_4',
+    'PSP_class_5',
+    'PSP_class_6',
+    'PSP_class_7',
+    'Class1_bad',
+    'Class2_bad',
+    'Class3_bad',
+    'Class4_bad',
+    'Class5_bad',
+    'Class6_bad',
+    'Class7_bad',
+    'Class8_bad',
+    'Class9_bad',
+    'Class10_bad',
+    'Small_fins',
+    'Small_pit',
+    'Small_scratch',
+    'Side_holes',
+    'Side_boundary',
+    'Large_bubble',
+    'Large_pit',
+    'Large_pressure',
+    'Large_wear',
+    'Phone_oil',
+    'Phone_scratch',
+    'Phone_stain',
+    'capsules_0',
+    'capsules_1',
+    'capsules_2',
+    'capsules_3',
+    'capsules_4',
+    'macaroni2_0',
+    'macaroni2_1',
+    'macaroni2_2',
+    'macaroni2_4',
+    'macaroni2_5',
+    'macaroni2_6',
 ]
 # main.py: all_list groups in Table-4 order and the mIoU weights
 # [5, 5, 3, 1, 7, 10, 3, 4, 2, 3, 5, 6] / 54 (its list has Side before
 # Large; Table 4 has R_large before R_side).
-OFFICIAL_WEIGHTS = dict(Tile=5, Grid=5, Steel=3, Kol=1, PSP=7, DAGM=10,
-                        R_small=3, R_large=4, R_side=2, MSD=3, Capsules=5,
-                        Macaroni2=6)
-TABLE1_TOTALS = dict(Tile=78, Grid=57, Steel=148, Kol=52, PSP=149,
-                     DAGM=1054, R_small=81, R_large=89, R_side=27, MSD=1200,
-                     Capsules=100, Macaroni2=97)
-TABLE4_ORDER = ['Tile', 'Grid', 'Steel', 'Kol', 'PSP', 'DAGM', 'R_small',
-                'R_large', 'R_side', 'MSD', 'Capsules', 'Macaroni2']
+OFFICIAL_WEIGHTS = dict(
+    Tile=5,
+    Grid=5,
+    Steel=3,
+    Kol=1,
+    PSP=7,
+    DAGM=10,
+    R_small=3,
+    R_large=4,
+    R_side=2,
+    MSD=3,
+    Capsules=5,
+    Macaroni2=6,
+)
+TABLE1_TOTALS = dict(
+    Tile=78,
+    Grid=57,
+    Steel=148,
+    Kol=52,
+    PSP=149,
+    DAGM=1054,
+    R_small=81,
+    R_large=89,
+    R_side=27,
+    MSD=1200,
+    Capsules=100,
+    Macaroni2=97,
+)
+TABLE4_ORDER = [
+    'Tile',
+    'Grid',
+    'Steel',
+    'Kol',
+    'PSP',
+    'DAGM',
+    'R_small',
+    'R_large',
+    'R_side',
+    'MSD',
+    'Capsules',
+    'Macaroni2',
+]
 
 
 def write_lookalike(root, n=2, size=(24, 20), products=None):
@@ -87,11 +164,13 @@ def write_lookalike(root, n=2, size=(24, 20), products=None):
         mode = 'index' if e.mask_mode == 'index' else 'binary'
         if e.parts:
             for i, part in enumerate(e.parts):
-                write_product(root, part, e.categories, n=n, size=size,
-                              mode=mode, seed=i)
+                write_product(
+                    root, part, e.categories, n=n, size=size, mode=mode, seed=i
+                )
         else:
-            write_product(root, e.folder, e.categories, n=n,
-                          size=size, mode=mode, seed=len(key))
+            write_product(
+                root, e.folder, e.categories, n=n, size=size, mode=mode, seed=len(key)
+            )
     return root
 
 
@@ -111,8 +190,9 @@ def quiet(fn, *a, **kw):
 # ----------------------------------------------------------------------
 def test_products_match_official_code_and_table1():
     assert G.gfds_order() == TABLE4_ORDER
-    keys = [G.official_key(p, c) for p in G.gfds_order()
-            for c in G.benchmark_categories(p)]
+    keys = [
+        G.official_key(p, c) for p in G.gfds_order() for c in G.benchmark_categories(p)
+    ]
     # Same 54 categories as the official code (Table-4 order = official
     # order except Large/Side, which the official list also swaps).
     assert sorted(keys) == sorted(OFFICIAL_KEYS) and len(keys) == 54
@@ -123,16 +203,19 @@ def test_products_match_official_code_and_table1():
         assert e.mask_mode == 'binary' and e.mask_threshold == 30
         assert e.source and e.licence
     assert G.PRODUCTS['DAGM'].counts == {
-        f'Class{i}': n for i, n in enumerate(
-            [71, 84, 84, 68, 80, 67, 150, 150, 150, 150], 1)}
+        f'Class{i}': n
+        for i, n in enumerate([71, 84, 84, 68, 80, 67, 150, 150, 150, 150], 1)
+    }
 
 
 def test_folds_match_table2():
     sizes = {}
     for fold in ('fold0', 'fold1'):
         prods = G.fold_products(fold)
-        sizes[fold] = (sum(len(G.benchmark_categories(p)) for p in prods),
-                       sum(G.PRODUCTS[p].total for p in prods))
+        sizes[fold] = (
+            sum(len(G.benchmark_categories(p)) for p in prods),
+            sum(G.PRODUCTS[p].total for p in prods),
+        )
     assert sizes == {'fold0': (29, 1429), 'fold1': (25, 1703)}
     assert set(G.fold_products(0, 'train')) == set(G.FOLDS['fold1'])
     assert set(G.fold_products('fold1', 'train')) == set(G.FOLDS['fold0'])
@@ -143,8 +226,8 @@ def test_folds_match_table2():
 
 def test_in_domain_split_is_explicit_and_partitions_products():
     from mmengine.config import Config
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs/_base_/datasets/gfds_in-domain.py'))
+
+    cfg = Config.fromfile(osp.join(REPO, 'configs/_base_/datasets/gfds_in-domain.py'))
     # Declared once (fdseg/benchmarks/gfds.py); the config does not repeat
     # it, so the dataset falls back to the declaration.
     assert 'held_out' not in cfg.test_dataloader.dataset
@@ -156,8 +239,7 @@ def test_in_domain_split_is_explicit_and_partitions_products():
         train = G.in_domain_split(p, 'train')
         assert len(test) == 1 and test[0] not in train
         assert sorted(test + train) == sorted(G.benchmark_categories(p))
-    assert G.in_domain_split('tile', 'test', held_out={'Tile': 'oil'}) == [
-        'oil']
+    assert G.in_domain_split('tile', 'test', held_out={'Tile': 'oil'}) == ['oil']
     for p in ('Kol', 'DAGM'):
         with pytest.raises(KeyError, match='single category'):
             G.in_domain_split(p)
@@ -167,9 +249,9 @@ def test_in_domain_split_is_explicit_and_partitions_products():
 
 def test_fold_configs_select_folds():
     from mmengine.config import Config
+
     for fold, other in (('fold0', 'fold1'), ('fold1', 'fold0')):
-        cfg = Config.fromfile(
-            osp.join(REPO, f'configs/_base_/datasets/gfds_{fold}.py'))
+        cfg = Config.fromfile(osp.join(REPO, f'configs/_base_/datasets/gfds_{fold}.py'))
         assert cfg.test_dataloader.dataset.split == fold
         assert cfg.test_dataloader.dataset.subset == 'test'
         assert cfg.train_dataset.subset == 'train'
@@ -199,6 +281,7 @@ def test_aliases_and_errors():
 # ----------------------------------------------------------------------
 def build(root, **kw):
     from fdseg.datasets.transforms import episode_pipeline
+
     kw.setdefault('pipeline', episode_pipeline(16))
     kw.setdefault('check_counts', False)
     return GFDSDataset(data_root=root, **kw)
@@ -220,10 +303,13 @@ def test_every_product_loads_with_its_convention(lookalike):
 
     def q(d):
         return {d.get_data_info(i)['img_path'] for i in range(len(d))}
+
     assert q(f0) | q(f1) == q(ds) and not q(f0) & q(f1)
     # Supports do not depend on the split (pure function of the query).
-    sup = {ds.get_data_info(i)['img_path']: ds.get_data_info(i)[
-        'support_paths'] for i in range(len(ds))}
+    sup = {
+        ds.get_data_info(i)['img_path']: ds.get_data_info(i)['support_paths']
+        for i in range(len(ds))
+    }
     for i in range(len(f0)):
         info = f0.get_data_info(i)
         assert sup[info['img_path']] == info['support_paths']
@@ -234,23 +320,30 @@ def test_every_product_loads_with_its_convention(lookalike):
     assert len(te) == 10 * 2
     assert len(trn) == (54 - 10 - 11) * 2
     assert not q(te) & q(trn)
-    one = build(lookalike, split='in-domain', products=['Tile'],
-                held_out=dict(Tile='oil'))
-    assert {one.get_data_info(i)['category'] for i in range(len(one))} == {
-        'oil'}
+    one = build(
+        lookalike, split='in-domain', products=['Tile'], held_out=dict(Tile='oil')
+    )
+    assert {one.get_data_info(i)['category'] for i in range(len(one))} == {'oil'}
 
 
 def test_index_and_threshold_conventions(tmp_path):
     """neu_seg-like value masks and a 127 threshold reach the pipeline."""
     root = str(tmp_path)
     write_lookalike(root, n=3, products=['neu_seg', 'magnetic_tile'])
-    ds = build(root, split='all', benchmark='real_defects',
-               products=['neu_seg', 'magnetic_tile'])
+    ds = build(
+        root,
+        split='all',
+        benchmark='real_defects',
+        products=['neu_seg', 'magnetic_tile'],
+    )
     infos = [ds.get_data_info(i) for i in range(len(ds))]
     neu = [i for i in infos if i['product'] == 'neu_seg']
     assert {i['mask_mode'] for i in neu} == {'index'}
     assert {(i['category'], i['query_mask_value']) for i in neu} == {
-        ('inclusion', 1), ('patches', 2), ('scratches', 3)}
+        ('inclusion', 1),
+        ('patches', 2),
+        ('scratches', 3),
+    }
     mag = [i for i in infos if i['product'] == 'magnetic_tile']
     assert {i['mask_threshold'] for i in mag} == {127}
 
@@ -261,20 +354,22 @@ def test_check_counts_names_product_and_category(tmp_path):
     write_product(root, e.folder, ['holes'], n=16, size=(8, 8))
     write_product(root, e.folder, ['boundary'], n=11, size=(8, 8))
     assert check_counts(root, ['R_side'], warn=False) == []
-    write_product(root, 'Small', ['fins', 'pit', 'scratch', 'dust'], n=2,
-                  size=(8, 8))
-    with pytest.warns(UserWarning, match=r'R_small/fins \(Fins\): 2 images, '
-                      r'Table 1 says 15'):
+    write_product(root, 'Small', ['fins', 'pit', 'scratch', 'dust'], n=2, size=(8, 8))
+    with pytest.warns(
+        UserWarning,
+        match=r'R_small/fins \(Fins\): 2 images, '
+        r'Table 1 says 15',
+    ):
         issues = check_counts(root, ['R_small', 'Kol'])
     msgs = ' | '.join(i['message'] for i in issues)
     assert 'R_small/dust' in msgs and 'not a declared category' in msgs
     assert 'Kol/bad (Crack)' in msgs and 'missing' in msgs
     # PSP: per-class counts unknown -> the product total is checked.
-    write_product(root, 'PSP', [f'class_{i}' for i in range(1, 8)], n=2,
-                  size=(8, 8))
+    write_product(root, 'PSP', [f'class_{i}' for i in range(1, 8)], n=2, size=(8, 8))
     issues = check_counts(root, ['PSP'], warn=False)
-    assert [(i['product'], i['category'], i['expected'], i['found'])
-            for i in issues] == [('PSP', None, 149, 14)]
+    assert [
+        (i['product'], i['category'], i['expected'], i['found']) for i in issues
+    ] == [('PSP', None, 149, 14)]
     # The dataset runs the check when it loads.
     with pytest.warns(UserWarning, match='R_small/pit'):
         build(root, split='fold0', products=['R_small'], check_counts=True)
@@ -283,17 +378,29 @@ def test_check_counts_names_product_and_category(tmp_path):
 def test_thirteenth_product_is_one_entry(tmp_path):
     root = str(tmp_path)
     write_product(root, 'wood', ['hole', 'scratch'], n=2, size=(16, 16))
-    G.register_product('Wood', folder='wood', categories=['hole', 'scratch'],
-                       counts=dict(hole=2, scratch=2), source='test',
-                       licence='test')
+    G.register_product(
+        'Wood',
+        folder='wood',
+        categories=['hole', 'scratch'],
+        counts=dict(hole=2, scratch=2),
+        source='test',
+        licence='test',
+    )
     try:
         assert G.gfds_order()[-1] == 'Wood'
         ds = build(root, products=['Wood'])
         assert len(ds) == 4
         assert check_counts(root, ['Wood'], warn=False) == []
-        row = T.table4_row({'Wood/mIoU': 50.0, 'Wood/FB-IoU(gfds)': 70.0,
-                            'Wood/hole/IoU': 40.0, 'Wood/scratch/IoU': 60.0,
-                            'Tile/mIoU': 10.0, 'Tile/FB-IoU(gfds)': 50.0})
+        row = T.table4_row(
+            {
+                'Wood/mIoU': 50.0,
+                'Wood/FB-IoU(gfds)': 70.0,
+                'Wood/hole/IoU': 40.0,
+                'Wood/scratch/IoU': 60.0,
+                'Tile/mIoU': 10.0,
+                'Tile/FB-IoU(gfds)': 50.0,
+            }
+        )
         assert row['order'] == ['Tile', 'Wood']
         # declared weights: Tile 5 categories, Wood 2
         assert row['average']['mIoU'] == pytest.approx((5 * 10 + 2 * 50) / 7)
@@ -308,19 +415,30 @@ def test_thirteenth_product_is_one_entry(tmp_path):
 def test_official_averaging_reproduces_paper_table4():
     """Our average of the printed cells vs the printed Average column."""
     rows = T.paper_rows()
-    for name in ('SSP*', 'FM-l', 'FM-s', 'SAM2-s(1024)', 'SAM2-t(1024)',
-                 'PATNet', 'Matcher'):
+    for name in (
+        'SSP*',
+        'FM-l',
+        'FM-s',
+        'SAM2-s(1024)',
+        'SAM2-t(1024)',
+        'PATNet',
+        'Matcher',
+    ):
         row = rows[name]
-        cells = [(row['products'][p]['mIoU'], row['products'][p]['FB_IoU'])
-                 for p in TABLE4_ORDER]
+        cells = [
+            (row['products'][p]['mIoU'], row['products'][p]['FB_IoU'])
+            for p in TABLE4_ORDER
+        ]
         # Independent transcription of main.py's formula.
         w = np.array([OFFICIAL_WEIGHTS[p] for p in TABLE4_ORDER], float)
         miou = float((np.array([c[0] for c in cells]) * w).sum() / 54)
         fb = float(np.mean([c[1] for c in cells]))
-        ours = T.table4_row({
-            **{f'{p}/mIoU': m for p, (m, _) in zip(TABLE4_ORDER, cells)},
-            **{f'{p}/FB-IoU(gfds)': f
-               for p, (_, f) in zip(TABLE4_ORDER, cells)}})
+        ours = T.table4_row(
+            {
+                **{f'{p}/mIoU': m for p, (m, _) in zip(TABLE4_ORDER, cells)},
+                **{f'{p}/FB-IoU(gfds)': f for p, (_, f) in zip(TABLE4_ORDER, cells)},
+            }
+        )
         assert ours['average']['mIoU'] == pytest.approx(miou)
         assert ours['average']['FB_IoU'] == pytest.approx(fb)
         # The paper averaged unrounded values: agree to rounding.
@@ -329,8 +447,12 @@ def test_official_averaging_reproduces_paper_table4():
 
 
 def test_row_from_unmerged_dagm_and_aliases():
-    m = {'tile/mIoU': 60.0, 'tile/FB-IoU(gfds)': 80.0, 'tile/FB-IoU': 81.0,
-         'tile/crack/IoU': 60.0}
+    m = {
+        'tile/mIoU': 60.0,
+        'tile/FB-IoU(gfds)': 80.0,
+        'tile/FB-IoU': 81.0,
+        'tile/crack/IoU': 60.0,
+    }
     for k in range(1, 11):
         m[f'Class{k}/mIoU'] = float(k)
         m[f'Class{k}/FB-IoU(gfds)'] = 50.0 + k
@@ -345,14 +467,19 @@ def test_row_from_unmerged_dagm_and_aliases():
     # Official weights: Tile 5, DAGM 10.
     assert row['average']['mIoU'] == pytest.approx((5 * 60 + 10 * 5.5) / 15)
     evaluated = T.table4_row(m, weights='evaluated')
-    assert evaluated['average']['mIoU'] == pytest.approx(
-        (1 * 60 + 10 * 5.5) / 11)
+    assert evaluated['average']['mIoU'] == pytest.approx((1 * 60 + 10 * 5.5) / 11)
 
 
 def test_merge_rows_first_wins_and_fps_kept():
     a = T.table4_row({'Tile/mIoU': 10.0, 'Tile/FB-IoU(gfds)': 50.0})
-    b = T.table4_row({'Tile/mIoU': 99.0, 'Tile/FB-IoU(gfds)': 99.0,
-                      'Kol/mIoU': 20.0, 'Kol/FB-IoU(gfds)': 60.0})
+    b = T.table4_row(
+        {
+            'Tile/mIoU': 99.0,
+            'Tile/FB-IoU(gfds)': 99.0,
+            'Kol/mIoU': 20.0,
+            'Kol/FB-IoU(gfds)': 60.0,
+        }
+    )
     b['fps'] = dict(fps=12.0, device='x', dtype='float32')
     m = T.merge_rows([a, b])
     assert m['order'] == ['Tile', 'Kol']
@@ -370,7 +497,7 @@ def _config(tmp, root, split='all', name='cfg'):
     base = osp.join(REPO, 'configs', '_base_')
     with open(path, 'w') as f:
         f.write(f"""
-_base_ = [{osp.join(base, 'models/matcher_filterbank.py')!r},
+_base_ = [{osp.join(base, 'models/fm_filterbank.py')!r},
           {osp.join(base, 'datasets/gfds_all.py')!r},
           {osp.join(base, 'default_runtime.py')!r},
           {osp.join(base, 'schedules/schedule_test_only.py')!r}]
@@ -392,8 +519,10 @@ default_hooks = dict(logger=dict(interval=1000))
 
 def _tool(name):
     import importlib.util
+
     spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, 'tools', *name.split('/')) + '.py')
+        name, osp.join(REPO, 'tools', *name.split('/')) + '.py'
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -411,9 +540,15 @@ def test_runs(lookalike, tmp_path_factory):
     try:
         for split in ('all', 'fold0', 'fold1'):
             out = osp.join(tmp, split)
-            metrics = test_py.main([
-                _config(tmp, lookalike, split, split), '--out', out,
-                '--work-dir', osp.join(tmp, 'wd_' + split)])
+            metrics = test_py.main(
+                [
+                    _config(tmp, lookalike, split, split),
+                    '--out',
+                    out,
+                    '--work-dir',
+                    osp.join(tmp, 'wd_' + split),
+                ]
+            )
             outs[split] = (out, metrics, 1)
     finally:
         torch.set_num_threads(threads)
@@ -423,8 +558,9 @@ def test_runs(lookalike, tmp_path_factory):
 def test_tools_test_prints_and_writes_table4_row(test_runs):
     _, outs = test_runs
     out, metrics, threads = outs['all']
-    assert set(k.split('/')[1] for k in metrics if k.startswith('bench/')
-               and k.count('/') == 2) == set(TABLE4_ORDER)
+    assert set(
+        k.split('/')[1] for k in metrics if k.startswith('bench/') and k.count('/') == 2
+    ) == set(TABLE4_ORDER)
     assert 'bench/mIoU' in metrics and metrics['bench/FPS'] > 0
     # DAGM is one product of ten categories.
     assert 'DAGM/Class7/IoU' in metrics and 'Class7/bad/IoU' not in metrics
@@ -440,10 +576,12 @@ def test_tools_test_prints_and_writes_table4_row(test_runs):
     assert fps['threads'] == threads
     assert fps['dtype'] == 'float32' and 'CPU' in fps['device']
     # The row agrees with the metric's own per-category numbers.
-    cats = [metrics[f'{p}/{c}/IoU'] for p in TABLE4_ORDER
-            for c in row['products'][p]['categories']]
-    assert row['average']['mIoU'] == pytest.approx(
-        float(np.nanmean(cats)), abs=0.01)
+    cats = [
+        metrics[f'{p}/{c}/IoU']
+        for p in TABLE4_ORDER
+        for c in row['products'][p]['categories']
+    ]
+    assert row['average']['mIoU'] == pytest.approx(float(np.nanmean(cats)), abs=0.01)
     assert metrics['bench/mIoU'] == pytest.approx(metrics['mIoU'], abs=0.01)
 
 
@@ -459,21 +597,31 @@ def test_fold_runs_merge_into_the_full_benchmark(test_runs):
         for key in ('mIoU', 'FB_IoU'):
             a, b = merged['products'][p][key], full['products'][p][key]
             assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b)
-    assert merged['average']['mIoU'] == pytest.approx(
-        full['average']['mIoU'])
+    assert merged['average']['mIoU'] == pytest.approx(full['average']['mIoU'])
 
 
 def test_gfds_table_from_test_outputs(test_runs, tmp_path):
     tmp, outs = test_runs
     fps_json = osp.join(str(tmp_path), 'fps.json')
     with open(fps_json, 'w') as f:
-        json.dump(dict(fps=123.0, device='CPU (test)', dtype='float32',
-                       threads=1), f)
+        json.dump(dict(fps=123.0, device='CPU (test)', dtype='float32', threads=1), f)
     table = _tool('analysis_tools/gfds_table')
-    rows, files = table.main([
-        '--method', 'folds', outs['fold0'][0], outs['fold1'][0], fps_json,
-        '--method', 'all', outs['all'][0],
-        '--paper', 'FM-s', '--out-dir', str(tmp_path / 't4')])
+    rows, files = table.main(
+        [
+            '--method',
+            'folds',
+            outs['fold0'][0],
+            outs['fold1'][0],
+            fps_json,
+            '--method',
+            'all',
+            outs['all'][0],
+            '--paper',
+            'FM-s',
+            '--out-dir',
+            str(tmp_path / 't4'),
+        ]
+    )
     assert rows['folds']['fps']['fps'] == 123.0
     md = open(files['markdown']).read()
     assert '| Method | Tile | Grid | Steel | Kol | PSPs | DAGM |' in md
@@ -492,8 +640,22 @@ def test_benchmark_fps_tool(lookalike, tmp_path):
     threads = torch.get_num_threads()
     try:
         res = _tool('analysis_tools/benchmark_fps').main(
-            [cfg, '--device', 'cpu', '--warmup', '1', '--iters', '3',
-             '--episodes', '2', '--threads', '1', '--out', out])
+            [
+                cfg,
+                '--device',
+                'cpu',
+                '--warmup',
+                '1',
+                '--iters',
+                '3',
+                '--episodes',
+                '2',
+                '--threads',
+                '1',
+                '--out',
+                out,
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert res['threads'] == 1 and res['num_iters'] == 3
@@ -502,35 +664,37 @@ def test_benchmark_fps_tool(lookalike, tmp_path):
 
 
 def test_measure_fps_rejects_batches_of_two(lookalike):
+    from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
 
     from fdseg.apis.inference import init_model
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(
-        REPO, 'configs/_base_/models/matcher_filterbank.py'))
+
+    cfg = Config.fromfile(osp.join(REPO, 'configs/_base_/models/fm_filterbank.py'))
     cfg.default_scope = 'fdseg'
     model = init_model(cfg)
     ds = build(lookalike, split='fold0')
     with pytest.raises(ValueError, match='batch size 1'):
         F.measure_fps(model, [pseudo_collate([ds[0], ds[1]])], 0, 1)
-    res = F.measure_fps(model, [pseudo_collate([ds[0]])], 0, 2,
-                        pin_support=False)
+    res = F.measure_fps(model, [pseudo_collate([ds[0]])], 0, 2, pin_support=False)
     assert res['support_excluded'] is False
 
 
 # ----------------------------------------------------------------------
 # Real data (../shared/data), skipped when absent
 # ----------------------------------------------------------------------
-@pytest.mark.skipif(not osp.isdir(SHARED_DATA),
-                    reason='../shared/data is not available')
+@pytest.mark.skipif(
+    not osp.isdir(SHARED_DATA), reason='../shared/data is not available'
+)
 def test_real_defects_declared_and_loaded():
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(
-        REPO, 'configs/quickstart/'
-        'matcher_filterbank_no-train_real-defects-all-1shot.py'))
+
+    cfg = Config.fromfile(
+        osp.join(
+            REPO, 'configs/quickstart/fm_filterbank_no-train_real-defects-all-1shot.py'
+        )
+    )
     assert cfg.test_dataloader.dataset.benchmark == 'real_defects'
-    assert check_counts(SHARED_DATA, G.BENCHMARKS['real_defects'],
-                          warn=False) == []
+    assert check_counts(SHARED_DATA, G.BENCHMARKS['real_defects'], warn=False) == []
     ds = build(SHARED_DATA, benchmark='real_defects', check_counts=True)
     assert len(ds) == 392 + 450 + 118
     by_product = {}

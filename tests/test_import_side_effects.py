@@ -4,6 +4,7 @@ The mmengine config patch, the ``fdseg-trusted://`` checkpoint scheme and
 ``YOLO_OFFLINE`` are set up where they are needed (config loading, the
 runner, the FastSAM refiner's ``load()``), never at import.
 """
+
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Third-party packages fdseg imports are imported first: handlers they
 # register at import are theirs, not fdseg's.
-_CODE = r'''
+_CODE = r"""
 import atexit, json, os
 import cv2, mmcv, mmengine, mmengine.config.config as cfg_mod, numpy, torch
 import mmengine.runner
@@ -29,13 +30,19 @@ print(json.dumps(dict(
     + (['_fdseg_patched'] if hasattr(cfg_mod, '_fdseg_patched') else []),
     schemes=[p for p in CheckpointLoader._schemes if 'fdseg' in p],
     new_atexit=atexit._ncallbacks() - n_atexit)))
-'''
+"""
 
 
 def _run(code):
     env = {k: v for k, v in os.environ.items() if k != 'YOLO_OFFLINE'}
-    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, '-c', code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -47,12 +54,15 @@ def test_import_has_no_side_effects():
 
 def test_setup_is_explicit():
     """The same state appears once the documented calls are made."""
-    out = _run(_CODE + r'''
+    out = _run(
+        _CODE
+        + r"""
 from fdseg.engine.checkpoint import TRUSTED_PREFIX, register_trusted_scheme
 fdseg.utils.register_all_modules()
 register_trusted_scheme()
 print(json.dumps(dict(
     patched=hasattr(cfg_mod, '_fdseg_patched'),
     scheme=TRUSTED_PREFIX in CheckpointLoader._schemes)))
-''')
+"""
+    )
     assert out == dict(patched=True, scheme=True)

@@ -1,4 +1,5 @@
 """Tests of fdseg.evaluation (FewShotIoUMetric and its functional core)."""
+
 import json
 import math
 import os
@@ -28,8 +29,16 @@ def mask(rows, cols, shape=(4, 4), value=1):
     return m
 
 
-def sample(pred, gt, product='P', category='c1', query_label=1,
-           is_good=False, query_path=None, ori_shape=None):
+def sample(
+    pred,
+    gt,
+    product='P',
+    category='c1',
+    query_label=1,
+    is_good=False,
+    query_path=None,
+    ori_shape=None,
+):
     """A data sample as the metric receives it (``to_dict()`` form)."""
     pred = torch.as_tensor(pred).long()
     gt = torch.as_tensor(gt).long()
@@ -43,12 +52,13 @@ def sample(pred, gt, product='P', category='c1', query_label=1,
         is_good=is_good,
         query_path=query_path or f'/data/{product}/{category}/q.png',
         ori_shape=ori_shape or shape,
-        img_shape=shape)
+        img_shape=shape,
+    )
 
 
 def run(metric, samples, batch_size=2):
     for i in range(0, len(samples), batch_size):
-        metric.process(None, samples[i:i + batch_size])
+        metric.process(None, samples[i : i + batch_size])
     return metric.evaluate(len(samples))
 
 
@@ -80,15 +90,15 @@ def hand_samples():
 def test_episode_areas_hand_computed():
     areas = F.episode_areas(*E1)
     # rows: intersect, union, pred, label; columns: bg, fg
-    np.testing.assert_array_equal(areas,
-                                  [[6, 4], [12, 10], [10, 6], [8, 8]])
+    np.testing.assert_array_equal(areas, [[6, 4], [12, 10], [10, 6], [8, 8]])
     assert areas.dtype == np.float64
     np.testing.assert_allclose(F.iou(areas), [0.5, 0.4])
     np.testing.assert_allclose(F.precision(areas)[F.FG], 4 / 6)
     np.testing.assert_allclose(F.recall(areas)[F.FG], 0.5)
     # [1, H, W] inputs and numpy arrays give the same record.
     np.testing.assert_array_equal(
-        F.episode_areas(E1[0][None].numpy(), E1[1][None].numpy()), areas)
+        F.episode_areas(E1[0][None].numpy(), E1[1][None].numpy()), areas
+    )
 
 
 def test_episode_areas_ignore_and_nway():
@@ -96,14 +106,14 @@ def test_episode_areas_ignore_and_nway():
     gt = gt.clone()
     gt[3] = 255  # last row ignored: 4 pixels that were bg in both maps
     np.testing.assert_array_equal(
-        F.episode_areas(pred, gt), [[2, 4], [8, 10], [6, 6], [4, 8]])
+        F.episode_areas(pred, gt), [[2, 4], [8, 10], [6, 6], [4, 8]]
+    )
     # 2-way episode, query label 2: way-1 pixels are neither bg nor fg.
     pred = torch.tensor([[2, 2, 1, 0], [1, 0, 0, 0], [0] * 4, [0] * 4])
     gt = torch.tensor([[2, 2, 2, 0], [0, 0, 0, 0], [0] * 4, [0] * 4])
     areas = F.episode_areas(pred, gt, query_label=2)
     # fg: I=2, pred 2, gt 3 -> U=3 | bg: I=12, pred 12, gt 13 -> U=13
-    np.testing.assert_array_equal(areas,
-                                  [[12, 2], [13, 3], [12, 2], [13, 3]])
+    np.testing.assert_array_equal(areas, [[12, 2], [13, 3], [12, 2], [13, 3]])
     with pytest.raises(ValueError, match='shape'):
         F.episode_areas(torch.zeros(4, 4), torch.zeros(4, 5))
     with pytest.raises(ValueError, match='query_label'):
@@ -135,7 +145,7 @@ def test_aggregate_hand_computed():
 
 
 def test_nan_helpers():
-    out = F.safe_divide(np.array([1., 0., 2.]), np.array([2., 0., 0.]))
+    out = F.safe_divide(np.array([1.0, 0.0, 2.0]), np.array([2.0, 0.0, 0.0]))
     np.testing.assert_array_equal(np.isnan(out), [False, True, True])
     assert math.isnan(F.nanmean([math.nan, math.nan]))
     assert F.nanmean([math.nan, 0.5, 1.0]) == pytest.approx(0.75)
@@ -144,11 +154,12 @@ def test_nan_helpers():
 def test_resize_nearest():
     m = np.arange(12, dtype=np.uint8).reshape(3, 4)
     np.testing.assert_array_equal(
-        F.resize_nearest(m, (6, 12)), np.repeat(np.repeat(m, 2, 0), 3, 1))
+        F.resize_nearest(m, (6, 12)), np.repeat(np.repeat(m, 2, 0), 3, 1)
+    )
     for shape in [(7, 5), (2, 3), (13, 9)]:
         ref = torch.nn.functional.interpolate(
-            torch.from_numpy(m)[None, None].float(), size=shape,
-            mode='nearest-exact')[0, 0].numpy()
+            torch.from_numpy(m)[None, None].float(), size=shape, mode='nearest-exact'
+        )[0, 0].numpy()
         np.testing.assert_array_equal(F.resize_nearest(m, shape), ref)
 
 
@@ -179,11 +190,10 @@ def test_fbiou_variants_select_keys():
     metrics = run(FewShotIoUMetric(fbiou_variants='gfds'), hand_samples())
     assert 'FB-IoU(gfds)' in metrics and 'P/FB-IoU(gfds)' in metrics
     assert not any(k.endswith('FB-IoU') or 'global' in k for k in metrics)
-    metrics = run(FewShotIoUMetric(fbiou_variants=('paper', )),
-                  hand_samples())
+    metrics = run(FewShotIoUMetric(fbiou_variants=('paper',)), hand_samples())
     assert 'FB-IoU' in metrics and not any('gfds' in k for k in metrics)
     with pytest.raises(ValueError):
-        FewShotIoUMetric(fbiou_variants=('coco', ))
+        FewShotIoUMetric(fbiou_variants=('coco',))
     with pytest.raises(ValueError):
         FewShotIoUMetric(good_queries='skip')
 
@@ -256,10 +266,9 @@ class OfficialMIoU:
     def _fast_hist(self, label_pred, label_true):
         keep = (label_true >= 0) & (label_true < self.num_classes)
         return np.bincount(
-            self.num_classes * label_true[keep].astype(int) +
-            label_pred[keep],
-            minlength=self.num_classes**2).reshape(self.num_classes,
-                                                   self.num_classes)
+            self.num_classes * label_true[keep].astype(int) + label_pred[keep],
+            minlength=self.num_classes**2,
+        ).reshape(self.num_classes, self.num_classes)
 
     def add_batch(self, predictions, gts):
         for lp, lt in zip(predictions, gts):
@@ -268,8 +277,7 @@ class OfficialMIoU:
     def evaluate(self):
         hist = self.hist
         with np.errstate(invalid='ignore', divide='ignore'):
-            iu = np.diag(hist) / (
-                hist.sum(axis=1) + hist.sum(axis=0) - np.diag(hist))
+            iu = np.diag(hist) / (hist.sum(axis=1) + hist.sum(axis=0) - np.diag(hist))
         return np.nanmean(iu[1:]), (np.nanmean(iu[1:]) + iu[0]) / 2, iu
 
 
@@ -301,8 +309,10 @@ def official_gfds(episodes, layout):
 
 def random_episodes(seed=0, num=60, size=16):
     gen = torch.Generator().manual_seed(seed)
-    layout = {'bottle': ['broken', 'crack', 'stain'],
-              'wood': ['hole', 'scratch', 'color']}
+    layout = {
+        'bottle': ['broken', 'crack', 'stain'],
+        'wood': ['hole', 'scratch', 'color'],
+    }
     episodes = []
     for i in range(num):
         product = list(layout)[i % 2]
@@ -310,64 +320,81 @@ def random_episodes(seed=0, num=60, size=16):
         is_good = i % 7 == 3
         gt = torch.zeros(size, size, dtype=torch.long)
         if not is_good:
-            y, x = torch.randint(0, size - 4, (2, ), generator=gen).tolist()
-            h, w = torch.randint(1, 8, (2, ), generator=gen).tolist()
-            gt[y:y + h, x:x + w] = 1
+            y, x = torch.randint(0, size - 4, (2,), generator=gen).tolist()
+            h, w = torch.randint(1, 8, (2,), generator=gen).tolist()
+            gt[y : y + h, x : x + w] = 1
         # prediction: the gt blob jittered plus random noise
-        pred = torch.roll(gt, shifts=tuple(
-            torch.randint(-2, 3, (2, ), generator=gen).tolist()), dims=(0, 1))
+        pred = torch.roll(
+            gt,
+            shifts=tuple(torch.randint(-2, 3, (2,), generator=gen).tolist()),
+            dims=(0, 1),
+        )
         pred = pred | (torch.rand(size, size, generator=gen) > 0.93).long()
-        episodes.append(dict(product=product, category=category,
-                             is_good=is_good, pred=pred, gt=gt))
+        episodes.append(
+            dict(product=product, category=category, is_good=is_good, pred=pred, gt=gt)
+        )
     return episodes, layout
 
 
 def test_matches_official_gfds_evaluation():
     episodes, layout = random_episodes()
     samples = [
-        sample(e['pred'], e['gt'], product=e['product'],
-               category=e['category'], is_good=e['is_good'])
+        sample(
+            e['pred'],
+            e['gt'],
+            product=e['product'],
+            category=e['category'],
+            is_good=e['is_good'],
+        )
         for e in episodes
     ]
-    metrics = run(FewShotIoUMetric(good_queries='ignore'), samples,
-                  batch_size=4)
-    final_miou, final_fb, prod_miou, prod_fb, cat_iou = official_gfds(
-        episodes, layout)
+    metrics = run(FewShotIoUMetric(good_queries='ignore'), samples, batch_size=4)
+    final_miou, final_fb, prod_miou, prod_fb, cat_iou = official_gfds(episodes, layout)
 
     # Unrounded values of the functional core.
-    areas = np.stack([
-        F.episode_areas(e['pred'], torch.full_like(e['gt'], 255)
-                        if e['is_good'] else e['gt']) for e in episodes
-    ])
-    agg = F.aggregate_areas(areas, [e['product'] for e in episodes],
-                            [e['category'] for e in episodes])
+    areas = np.stack(
+        [
+            F.episode_areas(
+                e['pred'], torch.full_like(e['gt'], 255) if e['is_good'] else e['gt']
+            )
+            for e in episodes
+        ]
+    )
+    agg = F.aggregate_areas(
+        areas, [e['product'] for e in episodes], [e['category'] for e in episodes]
+    )
     assert agg['overall']['miou'] == pytest.approx(final_miou, abs=1e-12)
-    assert agg['overall']['fb_iou_gfds'] == pytest.approx(final_fb,
-                                                          abs=1e-12)
+    assert agg['overall']['fb_iou_gfds'] == pytest.approx(final_fb, abs=1e-12)
     for i, key in enumerate(agg['category_keys']):
-        assert agg['category']['iou'][i] == pytest.approx(cat_iou[key],
-                                                          abs=1e-12)
+        assert agg['category']['iou'][i] == pytest.approx(cat_iou[key], abs=1e-12)
 
     # Rounded metric outputs.
     assert metrics['mIoU'] == pytest.approx(100 * final_miou, abs=0.0051)
-    assert metrics['FB-IoU(gfds)'] == pytest.approx(100 * final_fb,
-                                                    abs=0.0051)
+    assert metrics['FB-IoU(gfds)'] == pytest.approx(100 * final_fb, abs=0.0051)
     for product in layout:
         assert metrics[f'{product}/mIoU'] == pytest.approx(
-            100 * prod_miou[product], abs=0.0051)
+            100 * prod_miou[product], abs=0.0051
+        )
         assert metrics[f'{product}/FB-IoU(gfds)'] == pytest.approx(
-            100 * prod_fb[product], abs=0.0051)
+            100 * prod_fb[product], abs=0.0051
+        )
     for (product, category), value in cat_iou.items():
         assert metrics[f'{product}/{category}/IoU'] == pytest.approx(
-            100 * value, abs=0.0051)
+            100 * value, abs=0.0051
+        )
 
 
 @pytest.mark.parametrize('mode', ['count', 'ignore'])
 def test_paper_fbiou_is_pooled_eq18(mode):
     episodes, layout = random_episodes(seed=1)
     samples = [
-        sample(e['pred'], e['gt'], product=e['product'],
-               category=e['category'], is_good=e['is_good'])
+        sample(
+            e['pred'],
+            e['gt'],
+            product=e['product'],
+            category=e['category'],
+            is_good=e['is_good'],
+        )
         for e in episodes
     ]
     metrics = run(FewShotIoUMetric(good_queries=mode), samples)
@@ -386,11 +413,11 @@ def test_paper_fbiou_is_pooled_eq18(mode):
     for product in layout:
         value = direct_fbiou([e for e in episodes if e['product'] == product])
         fbs.append(value)
-        assert metrics[f'{product}/FB-IoU'] == pytest.approx(value,
-                                                             abs=0.0051)
+        assert metrics[f'{product}/FB-IoU'] == pytest.approx(value, abs=0.0051)
     assert metrics['FB-IoU'] == pytest.approx(np.mean(fbs), abs=0.0051)
     assert metrics['FB-IoU(global)'] == pytest.approx(
-        direct_fbiou(episodes), abs=0.0051)
+        direct_fbiou(episodes), abs=0.0051
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -402,8 +429,7 @@ def visible(path):
     """Non-hidden entries under ``path`` (recursive, relative)."""
     found = []
     for root, dirs, files in os.walk(path):
-        found += [os.path.relpath(os.path.join(root, n), path)
-                  for n in dirs + files]
+        found += [os.path.relpath(os.path.join(root, n), path) for n in dirs + files]
     return sorted(found)
 
 
@@ -411,38 +437,56 @@ def test_output_dir_predictions_and_json(tmp_path):
     out = tmp_path / 'out'
     pred1 = mask(slice(0, 2), slice(1, 3))
     samples = [
-        sample(pred1, E1[1], category='c1', query_path='/d/P/c1/001.png',
-               ori_shape=(8, 12)),
+        sample(
+            pred1, E1[1], category='c1', query_path='/d/P/c1/001.png', ori_shape=(8, 12)
+        ),
         # 2-way: only the query label (2) is foreground in the PNG.
-        sample(torch.tensor([[2, 1, 0, 0]] * 4), mask(slice(None), 0, value=2),
-               category='c2', query_label=2, query_path='/d/P/c2/001.jpg',
-               ori_shape=(4, 4)),
-        sample(E1[0], torch.zeros(4, 4, dtype=torch.long), category='c1',
-               is_good=True, query_path='/d/P/good/001.png', ori_shape=(6, 6)),
+        sample(
+            torch.tensor([[2, 1, 0, 0]] * 4),
+            mask(slice(None), 0, value=2),
+            category='c2',
+            query_label=2,
+            query_path='/d/P/c2/001.jpg',
+            ori_shape=(4, 4),
+        ),
+        sample(
+            E1[0],
+            torch.zeros(4, 4, dtype=torch.long),
+            category='c1',
+            is_good=True,
+            query_path='/d/P/good/001.png',
+            ori_shape=(6, 6),
+        ),
         # the same query again in another episode
-        sample(pred1, E1[1], category='c1', query_path='/d/P/c1/001.png',
-               ori_shape=(8, 12)),
+        sample(
+            pred1, E1[1], category='c1', query_path='/d/P/c1/001.png', ori_shape=(8, 12)
+        ),
     ]
     metrics = run(FewShotIoUMetric(output_dir=str(out)), samples)
 
-    assert visible(out) == sorted([
-        'metrics.json', 'predictions', 'predictions/P', 'predictions/P/c1',
-        'predictions/P/c1/001.png', 'predictions/P/c1/001__1.png',
-        'predictions/P/c1/good', 'predictions/P/c1/good/001.png',
-        'predictions/P/c2', 'predictions/P/c2/001.png'
-    ])
+    assert visible(out) == sorted(
+        [
+            'metrics.json',
+            'predictions',
+            'predictions/P',
+            'predictions/P/c1',
+            'predictions/P/c1/001.png',
+            'predictions/P/c1/001__1.png',
+            'predictions/P/c1/good',
+            'predictions/P/c1/good/001.png',
+            'predictions/P/c2',
+            'predictions/P/c2/001.png',
+        ]
+    )
     assert not [n for n in os.listdir(out) if n.startswith('.tmp-')]
 
-    png = cv2.imread(str(out / 'predictions/P/c1/001.png'),
-                     cv2.IMREAD_UNCHANGED)
+    png = cv2.imread(str(out / 'predictions/P/c1/001.png'), cv2.IMREAD_UNCHANGED)
     assert png.shape == (8, 12) and png.dtype == np.uint8
     expected = np.repeat(np.repeat(pred1.numpy() * 255, 2, 0), 3, 1)
     np.testing.assert_array_equal(png, expected)
-    png = cv2.imread(str(out / 'predictions/P/c2/001.png'),
-                     cv2.IMREAD_UNCHANGED)
+    png = cv2.imread(str(out / 'predictions/P/c2/001.png'), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(png, np.array([[255, 0, 0, 0]] * 4))
-    png = cv2.imread(str(out / 'predictions/P/c1/good/001.png'),
-                     cv2.IMREAD_UNCHANGED)
+    png = cv2.imread(str(out / 'predictions/P/c1/good/001.png'), cv2.IMREAD_UNCHANGED)
     assert png.shape == (6, 6) and set(np.unique(png)) == {0, 255}
 
     with open(out / 'metrics.json') as f:
@@ -453,15 +497,15 @@ def test_output_dir_predictions_and_json(tmp_path):
     assert {r['category'] for r in saved['categories']} == {'c1', 'c2'}
     assert saved['products'][0]['product'] == 'P'
     assert [e['prediction'] for e in saved['episodes']] == [
-        'predictions/P/c1/001.png', 'predictions/P/c2/001.png',
-        'predictions/P/c1/good/001.png', 'predictions/P/c1/001__1.png'
+        'predictions/P/c1/001.png',
+        'predictions/P/c2/001.png',
+        'predictions/P/c1/good/001.png',
+        'predictions/P/c1/001__1.png',
     ]
 
     # A second round replaces the folder: no stale file survives.
     run(FewShotIoUMetric(output_dir=str(out)), samples[1:2])
-    assert visible(out / 'predictions') == [
-        'P', 'P/c2', 'P/c2/001.png'
-    ]
+    assert visible(out / 'predictions') == ['P', 'P/c2', 'P/c2/001.png']
     with open(out / 'metrics.json') as f:
         assert json.load(f)['num_episodes'] == 1
 
@@ -469,8 +513,7 @@ def test_output_dir_predictions_and_json(tmp_path):
 def test_output_dir_without_predictions(tmp_path):
     samples = hand_samples()
     del samples[0]['ori_shape']  # not needed when not saving
-    run(FewShotIoUMetric(output_dir=str(tmp_path), save_predictions=False),
-        samples)
+    run(FewShotIoUMetric(output_dir=str(tmp_path), save_predictions=False), samples)
     assert visible(tmp_path) == ['metrics.json']
     with open(tmp_path / 'metrics.json') as f:
         saved = json.load(f)
@@ -531,9 +574,9 @@ def test_error_in_compute_keeps_previous_output(tmp_path, monkeypatch):
 
 
 def to_data_sample(s):
-    ds = SegDataSample(metainfo={
-        k: v for k, v in s.items() if k not in ('pred_sem_seg', 'gt_sem_seg')
-    })
+    ds = SegDataSample(
+        metainfo={k: v for k, v in s.items() if k not in ('pred_sem_seg', 'gt_sem_seg')}
+    )
     ds.pred_sem_seg = PixelData(data=s['pred_sem_seg']['data'])
     ds.gt_sem_seg = PixelData(data=s['gt_sem_seg']['data'])
     return ds
@@ -541,8 +584,8 @@ def to_data_sample(s):
 
 def test_registry_and_evaluator(tmp_path):
     metric = METRICS.build(
-        dict(type='FewShotIoUMetric', output_dir=str(tmp_path),
-             prefix='fss'))
+        dict(type='FewShotIoUMetric', output_dir=str(tmp_path), prefix='fss')
+    )
     assert isinstance(metric, FewShotIoUMetric)
     evaluator = Evaluator(metric)
     samples = [to_data_sample(s) for s in hand_samples()]

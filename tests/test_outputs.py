@@ -5,6 +5,7 @@ first episode, clean hidden staging folders on SIGTERM as on SIGINT (and
 stale ones of dead runs later), and record each episode's files in
 ``metrics.json`` so that a run can be replayed.
 """
+
 import json
 import os
 import os.path as osp
@@ -24,31 +25,40 @@ from .subprocess_utils import finish, start, tool_env
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
-QUICKSTART = osp.join(REPO, 'configs', 'quickstart',
-                      'matcher_filterbank_no-train_synthetic-all-1shot.py')
+QUICKSTART = osp.join(
+    REPO, 'configs', 'quickstart', 'fm_filterbank_no-train_synthetic-all-1shot.py'
+)
 # The --out checks of tools/test.py need check_output_dirs() called from
 # its build_cfg (the show-dir check also runs from the visualization hook).
 WIRED = 'check_output_dirs' in open(TEST_PY).read()
 needs_wiring = pytest.mark.xfail(
-    not WIRED, strict=True,
+    not WIRED,
+    strict=True,
     reason='tools/test.py does not call check_output_dirs() yet: the metric '
-    'refuses only at its first episode')
+    'refuses only at its first episode',
+)
 
 # ----------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------
 
 
-def episode(product='P', category='c1', query_path='/d/P/c1/001.png',
-            **extra):
+def episode(product='P', category='c1', query_path='/d/P/c1/001.png', **extra):
     pred = torch.zeros(1, 4, 4, dtype=torch.long)
     pred[0, :2] = 1
     gt = torch.zeros(1, 4, 4, dtype=torch.long)
     gt[0, :1] = 1
-    return dict(pred_sem_seg=dict(data=pred), gt_sem_seg=dict(data=gt),
-                product=product, category=category, query_label=1,
-                is_good=False, query_path=query_path, ori_shape=(4, 4),
-                **extra)
+    return dict(
+        pred_sem_seg=dict(data=pred),
+        gt_sem_seg=dict(data=gt),
+        product=product,
+        category=category,
+        query_label=1,
+        is_good=False,
+        query_path=query_path,
+        ori_shape=(4, 4),
+        **extra,
+    )
 
 
 def run_metric(out, samples=None, **kwargs):
@@ -101,7 +111,7 @@ def readonly_dir(tmp_path):
 
 # A stand-in for an earlier run: stages one prediction in OUT, then waits
 # (a live owner) or dies without cleaning up (SIGKILL: a stale folder).
-STAGER = '''
+STAGER = """
 import os, signal, sys, time
 sys.path.insert(0, sys.argv[3])  # this checkout's fdseg
 import torch
@@ -117,7 +127,7 @@ print('STAGED', flush=True)
 if mode == 'kill':
     os.kill(os.getpid(), signal.SIGKILL)
 time.sleep(300)
-'''
+"""
 
 
 def start_stager(tmp_path, out, mode):
@@ -206,9 +216,11 @@ def test_earlier_fdseg_output_is_replaced(tmp_path):
     # A report of an earlier benchmark run does not outlive it.
     (out / 'gfds_report.json').write_text('{"table4": {}}')
     run_metric(out, [episode(category='c3')])
-    assert sorted(tree(out)) == ['metrics.json', 'notes.txt',
-                                 osp.join('predictions', 'P', 'c3',
-                                          '001.png')]
+    assert sorted(tree(out)) == [
+        'metrics.json',
+        'notes.txt',
+        osp.join('predictions', 'P', 'c3', '001.png'),
+    ]
     # Without predictions, ours go: the folder never mixes two runs.
     run_metric(out, [episode(category='c3')], save_predictions=False)
     assert sorted(os.listdir(out)) == ['metrics.json', 'notes.txt']
@@ -269,9 +281,11 @@ def test_metric_refuses_a_file_before_writing(tmp_path):
 
 
 def test_usable_paths_pass_and_create_nothing(tmp_path):
-    check_output_dirs(out=str(tmp_path / 'a' / 'b'),
-                      show_dir=str(tmp_path / 'vis'),
-                      work_dir=str(tmp_path / 'wd'))
+    check_output_dirs(
+        out=str(tmp_path / 'a' / 'b'),
+        show_dir=str(tmp_path / 'vis'),
+        work_dir=str(tmp_path / 'wd'),
+    )
     check_output_dirs(show_dir='vis', work_dir=str(tmp_path / 'wd'))
     check_output_dirs(out=str(tmp_path))
     assert os.listdir(tmp_path) == []
@@ -283,7 +297,7 @@ def test_usable_paths_pass_and_create_nothing(tmp_path):
 
 
 def test_import_installs_no_atexit_hook_or_signal_handler():
-    code = '''
+    code = """
 import atexit, signal
 seen = []
 register = atexit.register
@@ -296,9 +310,15 @@ import fdseg.utils
 fdseg.utils.register_all_modules()
 print([m for m in seen if m.startswith('fdseg')])
 print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
-'''
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True, cwd=REPO, env=tool_env(), timeout=300)
+"""
+    proc = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=tool_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ['[]', 'True']
 
@@ -382,7 +402,8 @@ def test_owner_liveness():
     assert not writers._owner_alive(dict(me, pid=proc.pid, start=None))
     # another machine: cannot tell, so alive
     assert writers._owner_alive(
-        dict(me, pid=proc.pid, host=socket.gethostname() + '-other'))
+        dict(me, pid=proc.pid, host=socket.gethostname() + '-other')
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -393,12 +414,14 @@ def test_owner_liveness():
 def test_metrics_json_records_episode_files(tmp_path):
     out = tmp_path / 'out'
     samples = [
-        episode(episode_idx=7, query_mask_path='/d/P/gt/c1/001.png',
-                support_paths=['/d/P/c1/002.png', '/d/P/c1/003.png'],
-                support_mask_paths=['/d/P/gt/c1/002.png',
-                                    '/d/P/gt/c1/003.png'],
-                support_labels=torch.tensor([1, 1]),
-                way_categories=['P/c1']),
+        episode(
+            episode_idx=7,
+            query_mask_path='/d/P/gt/c1/001.png',
+            support_paths=['/d/P/c1/002.png', '/d/P/c1/003.png'],
+            support_mask_paths=['/d/P/gt/c1/002.png', '/d/P/gt/c1/003.png'],
+            support_labels=torch.tensor([1, 1]),
+            way_categories=['P/c1'],
+        ),
         episode(category='c2'),  # no replay keys: recorded as null
     ]
     run_metric(out, samples)
@@ -409,9 +432,7 @@ def test_metrics_json_records_episode_files(tmp_path):
     assert eps[0]['query_path'] == '/d/P/c1/001.png'
     assert eps[0]['query_mask_path'] == '/d/P/gt/c1/001.png'
     assert eps[0]['support_paths'] == ['/d/P/c1/002.png', '/d/P/c1/003.png']
-    assert eps[0]['support_mask_paths'] == [
-        '/d/P/gt/c1/002.png', '/d/P/gt/c1/003.png'
-    ]
+    assert eps[0]['support_mask_paths'] == ['/d/P/gt/c1/002.png', '/d/P/gt/c1/003.png']
     assert eps[0]['support_labels'] == [1, 1]
     assert eps[0]['way_categories'] == ['P/c1']
     assert eps[1]['support_paths'] is None and eps[1]['episode_idx'] is None
@@ -422,7 +443,7 @@ def test_metrics_json_records_episode_files(tmp_path):
 # ----------------------------------------------------------------------------
 
 # Prints a line when an episode starts: "before the first episode" checks.
-MARK_HOOK = '''
+MARK_HOOK = """
 from mmengine.hooks import Hook
 from fdseg.registry import HOOKS
 
@@ -431,34 +452,50 @@ from fdseg.registry import HOOKS
 class EpisodeMarkHook(Hook):
     def before_test_iter(self, runner, batch_idx, data_batch=None):
         print('EPISODE-STARTED', flush=True)
-'''
+"""
 
 
 def marked_config(tmp_path):
     (tmp_path / 'fdseg_episode_mark.py').write_text(MARK_HOOK)
     cfg = tmp_path / 'marked.py'
-    cfg.write_text(f'_base_ = [{QUICKSTART!r}]\n'
-                   "custom_imports = dict(imports=['fdseg_episode_mark'], "
-                   'allow_failed_imports=False)\n'
-                   "custom_hooks = [dict(type='EpisodeMarkHook')]\n")
+    cfg.write_text(
+        f'_base_ = [{QUICKSTART!r}]\n'
+        "custom_imports = dict(imports=['fdseg_episode_mark'], "
+        'allow_failed_imports=False)\n'
+        "custom_hooks = [dict(type='EpisodeMarkHook')]\n"
+    )
     return str(cfg)
 
 
 def tool(tmp_path, synthetic_root, *args, config=QUICKSTART, episodes=None):
     env = tool_env()
     env['PYTHONPATH'] = str(tmp_path)  # the marking hook's module
-    opts = [f'test_dataloader.dataset.data_root={synthetic_root}',
-            'test_dataloader.dataset.num_images=4']
+    opts = [
+        f'test_dataloader.dataset.data_root={synthetic_root}',
+        'test_dataloader.dataset.num_images=4',
+    ]
     if episodes is not None:
-        opts.append(
-            f'test_dataloader.dataset.max_episodes_per_category={episodes}')
-    cmd = [sys.executable, TEST_PY, config, '--work-dir',
-           str(tmp_path / 'wd'), *args, '--cfg-options', *opts]
+        opts.append(f'test_dataloader.dataset.max_episodes_per_category={episodes}')
+    cmd = [
+        sys.executable,
+        TEST_PY,
+        config,
+        '--work-dir',
+        str(tmp_path / 'wd'),
+        *args,
+        '--cfg-options',
+        *opts,
+    ]
     # A log file, not a pipe: nobody reads a pipe while the test polls.
     with open(tmp_path / 'tool.log', 'w') as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     proc.log_path = tmp_path / 'tool.log'
     return proc
 
@@ -470,18 +507,21 @@ def finish_tool(proc, timeout):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        pytest.fail(f'timed out after {timeout}s:\n'
-                    f'{proc.log_path.read_text()[-4000:]}')
+        pytest.fail(f'timed out after {timeout}s:\n{proc.log_path.read_text()[-4000:]}')
     return proc.returncode, proc.log_path.read_text()
 
 
-@pytest.mark.parametrize('case', [
-    pytest.param('out-file', marks=needs_wiring),
-    pytest.param('out-readonly', marks=needs_wiring),
-    'show-dir-file',
-])
+@pytest.mark.parametrize(
+    'case',
+    [
+        pytest.param('out-file', marks=needs_wiring),
+        pytest.param('out-readonly', marks=needs_wiring),
+        'show-dir-file',
+    ],
+)
 def test_tools_refuse_unusable_paths_before_the_first_episode(
-        tmp_path, synthetic_root, case, request):
+    tmp_path, synthetic_root, case, request
+):
     taken = tmp_path / 'taken'
     taken.write_text('a file')
     if case == 'out-file':
@@ -494,8 +534,8 @@ def test_tools_refuse_unusable_paths_before_the_first_episode(
         bad = str(taken)
         args = ['--out', str(tmp_path / 'out'), '--show-dir', bad]
     code, log = finish_tool(
-        tool(tmp_path, synthetic_root, *args, config=marked_config(tmp_path)),
-        300)
+        tool(tmp_path, synthetic_root, *args, config=marked_config(tmp_path)), 300
+    )
     assert code != 0, log[-3000:]
     assert bad in log, log[-3000:]
     assert 'EPISODE-STARTED' not in log, log[-3000:]
@@ -521,8 +561,7 @@ def test_tools_sigterm_leaves_no_staging(tmp_path, synthetic_root):
     assert not out.exists(), os.listdir(out)
 
 
-def test_tools_later_run_cleans_stale_and_records_replay(
-        tmp_path, synthetic_root):
+def test_tools_later_run_cleans_stale_and_records_replay(tmp_path, synthetic_root):
     out = tmp_path / 'out'
     dead = start_stager(tmp_path, out, 'kill')
     finish(dead, 120)
@@ -531,8 +570,8 @@ def test_tools_later_run_cleans_stale_and_records_replay(
     try:
         live_dirs = sorted(set(staging(out)) - set(stale))
         code, log = finish_tool(
-            tool(tmp_path, synthetic_root, '--out', str(out), episodes=1),
-            600)
+            tool(tmp_path, synthetic_root, '--out', str(out), episodes=1), 600
+        )
         assert code == 0, log[-3000:]
         assert staging(out) == live_dirs
     finally:
@@ -549,12 +588,11 @@ def test_tools_later_run_cleans_stale_and_records_replay(
     from mmengine.config import Config
 
     from fdseg.registry import DATASETS
+
     cfg = Config.fromfile(QUICKSTART).test_dataloader.dataset
-    cfg.update(data_root=synthetic_root, num_images=4,
-               max_episodes_per_category=1)
+    cfg.update(data_root=synthetic_root, num_images=4, max_episodes_per_category=1)
     dataset = DATASETS.build(cfg)
-    assert sorted(e['episode_idx'] for e in episodes) == list(
-        range(len(dataset)))
+    assert sorted(e['episode_idx'] for e in episodes) == list(range(len(dataset)))
     for ep in episodes:
         info = dataset.get_data_info(ep['episode_idx'])
         assert ep['query_path'] == info['img_path']
@@ -563,5 +601,7 @@ def test_tools_later_run_cleans_stale_and_records_replay(
         assert ep['support_mask_paths'] == info['support_mask_paths']
         assert ep['category'] == info['category']
         assert len(ep['support_paths']) == 1
-        assert all(osp.isfile(p) for p in ep['support_paths'] +
-                   ep['support_mask_paths'] + [ep['query_path']])
+        assert all(
+            osp.isfile(p)
+            for p in ep['support_paths'] + ep['support_mask_paths'] + [ep['query_path']]
+        )

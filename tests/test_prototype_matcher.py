@@ -6,6 +6,7 @@ fg pixel indices divided by the mask/feature scale and de-duplicated,
 1-D unfold (3, stride 1) over the fg list when it has more than 10 vectors,
 dense bg, cosine or 1/l2 similarity, max, x10, bilinear align_corners=True.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,8 +15,7 @@ from fdseg.models.heads import PrototypeMatcherHead
 from fdseg.models.utils import downsample_mask
 
 
-def official_reference(feat_s, masks_s, feat_q, out_hw, distance='cosine',
-                       patch=True):
+def official_reference(feat_s, masks_s, feat_q, out_hw, distance='cosine', patch=True):
     """feat_s: list of [1,C,h,w]; masks_s: list of [1,H,W]; feat_q [1,C,h,w]."""
     fgs, bgs = [], []
     for fs, m in zip(feat_s, masks_s):
@@ -48,10 +48,8 @@ def official_reference(feat_s, masks_s, feat_q, out_hw, distance='cosine',
         s = s.reshape(1, p.shape[2], q.shape[2], q.shape[3])
         return s.max(dim=1)[0]
 
-    out = torch.cat([sim(feat_q, BP)[:, None], sim(feat_q, FP)[:, None]],
-                    1) * 10.0
-    return F.interpolate(out, size=out_hw, mode='bilinear',
-                         align_corners=True)
+    out = torch.cat([sim(feat_q, BP)[:, None], sim(feat_q, FP)[:, None]], 1) * 10.0
+    return F.interpolate(out, size=out_hw, mode='bilinear', align_corners=True)
 
 
 def _episode(k, seed, c=16, h=16, H=64):
@@ -60,8 +58,8 @@ def _episode(k, seed, c=16, h=16, H=64):
     feat_q = torch.randn(1, c, h, h, generator=g)
     masks = torch.zeros(k, H, H, dtype=torch.long)
     for i in range(k):
-        y, x = torch.randint(0, H - 20, (2, ), generator=g).tolist()
-        masks[i, y:y + 5 + 3 * i, x:x + 17] = 1
+        y, x = torch.randint(0, H - 20, (2,), generator=g).tolist()
+        masks[i, y : y + 5 + 3 * i, x : x + 17] = 1
         masks[i, 2, 3] = 1  # an isolated pixel, typical of thin defects
     return feat_s, masks, feat_q
 
@@ -73,9 +71,13 @@ def test_matches_official(k, distance):
     head = PrototypeMatcherHead(distance=distance)
     state = head.encode_support(feat_s, masks)
     ours = head.predict(feat_q, [state], [dict(img_shape=(64, 64))])
-    ref = official_reference([f[None] for f in feat_s],
-                             [m[None] for m in masks], feat_q, (64, 64),
-                             distance=distance)
+    ref = official_reference(
+        [f[None] for f in feat_s],
+        [m[None] for m in masks],
+        feat_q,
+        (64, 64),
+        distance=distance,
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
     assert torch.equal(ours.argmax(1), ref.argmax(1))
 
@@ -83,11 +85,16 @@ def test_matches_official(k, distance):
 def test_dense_fg_matches_official_without_patch():
     feat_s, masks, feat_q = _episode(2, seed=7)
     head = PrototypeMatcherHead(fg_strategy='dense')
-    ours = head.predict(feat_q, [head.encode_support(feat_s, masks)],
-                        [dict(img_shape=(64, 64))])
-    ref = official_reference([f[None] for f in feat_s],
-                             [m[None] for m in masks], feat_q, (64, 64),
-                             patch=False)
+    ours = head.predict(
+        feat_q, [head.encode_support(feat_s, masks)], [dict(img_shape=(64, 64))]
+    )
+    ref = official_reference(
+        [f[None] for f in feat_s],
+        [m[None] for m in masks],
+        feat_q,
+        (64, 64),
+        patch=False,
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -121,10 +128,11 @@ def test_spatial_patch_and_pool_strategies():
     exp = []
     for y in (1, 2):
         for x in (1, 2, 3):
-            win = f[:, max(0, y - 1):y + 2, max(0, x - 1):x + 2]
+            win = f[:, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
             exp.append(win.mean((1, 2)))
-    torch.testing.assert_close(fg, F.normalize(torch.stack(exp), dim=1),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        fg, F.normalize(torch.stack(exp), dim=1), rtol=1e-5, atol=1e-5
+    )
     bg_mean = f.flatten(1)[:, ~masks[0].flatten().bool()].mean(1)
     torch.testing.assert_close(bg, F.normalize(bg_mean[None], dim=1))
 
@@ -133,9 +141,11 @@ def test_empty_support_predicts_background():
     feat_s = torch.randn(1, 4, 8, 8)
     masks = torch.zeros(1, 32, 32, dtype=torch.long)
     head = PrototypeMatcherHead()
-    logits = head.predict(torch.randn(2, 4, 8, 8),
-                          [head.encode_support(feat_s, masks)] * 2,
-                          [dict(img_shape=(32, 32))] * 2)
+    logits = head.predict(
+        torch.randn(2, 4, 8, 8),
+        [head.encode_support(feat_s, masks)] * 2,
+        [dict(img_shape=(32, 32))] * 2,
+    )
     assert logits.shape == (2, 2, 32, 32)
     assert (logits.argmax(1) == 0).all()
 
@@ -147,8 +157,9 @@ def test_identical_query_recovers_support_mask():
     masks = torch.zeros(1, 8, 8, dtype=torch.long)
     masks[0, 2:4, 3:6] = 1
     head = PrototypeMatcherHead(fg_strategy='dense')
-    logits = head.predict(feat, [head.encode_support(feat, masks)],
-                          [dict(img_shape=(8, 8))])
+    logits = head.predict(
+        feat, [head.encode_support(feat, masks)], [dict(img_shape=(8, 8))]
+    )
     assert torch.equal(logits.argmax(1)[0], masks[0])
 
 
@@ -185,7 +196,6 @@ def test_invalid_arguments_name_the_key():
 
 
 class TestDownsampleMask:
-
     def test_cover_equals_official_index_mapping(self):
         m = torch.zeros(1, 256, 256, dtype=torch.long)
         m[0, 100, 37] = 1
@@ -214,16 +224,15 @@ class TestDownsampleMask:
 
 def test_baseline_heads():
     from fdseg.models.heads import AllBackgroundHead, PasteSupportMaskHead
+
     masks = torch.zeros(2, 16, 16, dtype=torch.long)
     masks[0, 1:4, 1:4] = 1
     masks[1, 10:12, 5:9] = 1
     feats = torch.randn(2, 3, 4, 4)
     metas = [dict(img_shape=(16, 16))]
     head = PasteSupportMaskHead()
-    pred = head.predict(feats[:1], [head.encode_support(feats, masks)],
-                        metas).argmax(1)
+    pred = head.predict(feats[:1], [head.encode_support(feats, masks)], metas).argmax(1)
     assert torch.equal(pred[0], masks.amax(0))
     head = AllBackgroundHead()
-    pred = head.predict(feats[:1], [head.encode_support(feats, masks)],
-                        metas).argmax(1)
+    pred = head.predict(feats[:1], [head.encode_support(feats, masks)], metas).argmax(1)
     assert pred.sum() == 0 and pred.shape == (1, 16, 16)

@@ -1,5 +1,6 @@
 """End to end through tools/test.py: the quick start, the downstream
 example project, and `fdseg::` configs from a non-editable install."""
+
 import json
 import os
 import os.path as osp
@@ -11,22 +12,34 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart',
-    'matcher_filterbank_no-train_synthetic-all-1shot.py')
+    REPO, 'configs', 'quickstart', 'fm_filterbank_no-train_synthetic-all-1shot.py'
+)
 PROJECT = osp.join(REPO, 'projects', 'example_project')
 
 
 def run_test_py(config, tmp_path, *extra, env=None, name='run'):
     out = tmp_path / name
     cmd = [
-        sys.executable, osp.join(REPO, 'tools', 'test.py'), config,
-        '--work-dir', str(tmp_path / f'{name}_wd'), '--out', str(out),
+        sys.executable,
+        osp.join(REPO, 'tools', 'test.py'),
+        config,
+        '--work-dir',
+        str(tmp_path / f'{name}_wd'),
+        '--out',
+        str(out),
         '--cfg-options',
         f'test_dataloader.dataset.data_root={tmp_path / "synthetic"}',
-        'test_dataloader.dataset.num_images=4', *extra
+        'test_dataloader.dataset.num_images=4',
+        *extra,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(out / 'metrics.json') as f:
         return json.load(f), proc, out
@@ -35,8 +48,7 @@ def run_test_py(config, tmp_path, *extra, env=None, name='run'):
 @pytest.mark.slow
 def test_quickstart_end_to_end_beats_trivial_baselines(tmp_path):
     show = tmp_path / 'vis'
-    res, proc, out = run_test_py(QUICKSTART, tmp_path, '--show-dir',
-                                 str(show))
+    res, proc, out = run_test_py(QUICKSTART, tmp_path, '--show-dir', str(show))
     m = res['metrics']
     # the per-category table is printed
     assert 'per category results' in proc.stdout + proc.stderr
@@ -48,9 +60,15 @@ def test_quickstart_end_to_end_beats_trivial_baselines(tmp_path):
     overlays = [f for _, _, fs in os.walk(show) for f in fs]
     assert len(overlays) == 40
     base, _, _ = run_test_py(
-        osp.join(REPO, 'configs', 'quickstart',
-                 'baseline-paste-support_filterbank_no-train_synthetic-all-'
-                 '1shot.py'), tmp_path, name='paste')
+        osp.join(
+            REPO,
+            'configs',
+            'quickstart',
+            'baseline-paste-support_filterbank_no-train_synthetic-all-1shot.py',
+        ),
+        tmp_path,
+        name='paste',
+    )
     assert base['metrics']['mIoU'] < 5
     # clearly non-trivial: well above the pasted support mask
     assert m['mIoU'] > base['metrics']['mIoU'] + 15
@@ -59,10 +77,10 @@ def test_quickstart_end_to_end_beats_trivial_baselines(tmp_path):
 
 @pytest.mark.slow
 def test_example_project_runs_through_tools(tmp_path):
-    env = {'PYTHONPATH': PROJECT + os.pathsep + os.environ.get(
-        'PYTHONPATH', '')}
-    cfg = osp.join(PROJECT, 'configs',
-                   'masked-average_filterbank_no-train_synthetic-all-1shot.py')
+    env = {'PYTHONPATH': PROJECT + os.pathsep + os.environ.get('PYTHONPATH', '')}
+    cfg = osp.join(
+        PROJECT, 'configs', 'masked-average_filterbank_no-train_synthetic-all-1shot.py'
+    )
     res, proc, _ = run_test_py(cfg, tmp_path, env=env, name='proj')
     # a single mean prototype is weak on instance-normalised filter-bank
     # features; what matters here is that the downstream head ran
@@ -73,11 +91,21 @@ def test_example_project_runs_through_tools(tmp_path):
 
 def test_unknown_config_key_is_named(tmp_path):
     proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'test.py'), QUICKSTART,
-         '--work-dir', str(tmp_path), '--cfg-options',
-         'model.head.type=NoSuchHead',
-         f'test_dataloader.dataset.data_root={tmp_path / "s"}'],
-        capture_output=True, text=True, cwd=REPO, timeout=300)
+        [
+            sys.executable,
+            osp.join(REPO, 'tools', 'test.py'),
+            QUICKSTART,
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            'model.head.type=NoSuchHead',
+            f'test_dataloader.dataset.data_root={tmp_path / "s"}',
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert 'NoSuchHead is not in the' in proc.stderr
 
@@ -86,33 +114,67 @@ def test_unknown_config_key_is_named(tmp_path):
 def test_configs_ship_in_the_wheel(tmp_path):
     """Build a wheel, install it without the source tree, resolve fdseg::."""
     wheel_dir = tmp_path / 'wheel'
-    subprocess.run([
-        sys.executable, '-m', 'pip', 'wheel', '--no-deps',
-        '--no-build-isolation', '-q', '-w', str(wheel_dir), REPO
-    ], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pip',
+            'wheel',
+            '--no-deps',
+            '--no-build-isolation',
+            '-q',
+            '-w',
+            str(wheel_dir),
+            REPO,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     whl = next(wheel_dir.glob('fdseg-*.whl'))
     names = zipfile.ZipFile(whl).namelist()
-    assert 'fdseg/.mim/configs/quickstart/' \
-        'matcher_filterbank_no-train_synthetic-all-1shot.py' in names
+    assert (
+        'fdseg/.mim/configs/quickstart/'
+        'fm_filterbank_no-train_synthetic-all-1shot.py' in names
+    )
     assert 'fdseg/.mim/configs/_base_/default_runtime.py' in names
     target = tmp_path / 'site'
-    subprocess.run([
-        sys.executable, '-m', 'pip', 'install', '--no-deps', '-q',
-        '--target', str(target), str(whl)
-    ], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pip',
+            'install',
+            '--no-deps',
+            '-q',
+            '--target',
+            str(target),
+            str(whl),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     cfg = tmp_path / 'downstream.py'
-    cfg.write_text("_base_ = ['fdseg::quickstart/"
-                   "matcher_filterbank_no-train_synthetic-all-1shot.py']\n")
+    cfg.write_text(
+        "_base_ = ['fdseg::quickstart/fm_filterbank_no-train_synthetic-all-1shot.py']\n"
+    )
     # Importing fdseg has no side effects (issue 10): ``fdseg::`` names
     # resolve after the documented setup call.
-    code = ('import fdseg, os; from mmengine.config import Config; '
-            'fdseg.utils.setup_config_loading(); '
-            f'c = Config.fromfile({str(cfg)!r}); '
-            'assert fdseg.__file__.startswith(os.environ["T"]), '
-            'fdseg.__file__; print(c.model.head.type)')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path),
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, 'PYTHONPATH': str(target),
-                               'T': str(target)})
+    code = (
+        'import fdseg, os; from mmengine.config import Config; '
+        'fdseg.utils.setup_config_loading(); '
+        f'c = Config.fromfile({str(cfg)!r}); '
+        'assert fdseg.__file__.startswith(os.environ["T"]), '
+        'fdseg.__file__; print(c.model.head.type)'
+    )
+    proc = subprocess.run(
+        [sys.executable, '-c', code],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, 'PYTHONPATH': str(target), 'T': str(target)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == 'PrototypeMatcherHead'

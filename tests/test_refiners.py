@@ -6,6 +6,7 @@ feed the fusion (compared with the third-party APIs called directly), the
 prompts derived from R0 (by hand), one image encoding per query, lazy
 loading and weights kept out of the state dict.
 """
+
 import importlib.util
 import os
 
@@ -13,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from fdseg.models.refiners import (FastSAMRefiner, MaskFusion,
-                                   SAM2PromptRefiner)
+from fdseg.models.refiners import FastSAMRefiner, MaskFusion, SAM2PromptRefiner
 from fdseg.models.refiners.sam2_prompt_refiner import prompts_from_mask
 from fdseg.registry import MODELS
 
@@ -23,9 +23,11 @@ os.environ.setdefault('YOLO_OFFLINE', '1')
 # own (a module-level importorskip would also skip the prompt tests).
 needs_ultralytics = pytest.mark.skipif(
     importlib.util.find_spec('ultralytics') is None,
-    reason='ultralytics is not installed')
+    reason='ultralytics is not installed',
+)
 needs_sam2 = pytest.mark.skipif(
-    importlib.util.find_spec('sam2') is None, reason='sam2 is not installed')
+    importlib.util.find_spec('sam2') is None, reason='sam2 is not installed'
+)
 
 
 def scene(b=2, h=64, w=64, seed=0):
@@ -50,6 +52,7 @@ def fastsam_ckpt(tmp_path_factory):
     detections above conf=0.1 (the default init keeps scores near 1e-5).
     """
     from ultralytics.nn.tasks import SegmentationModel
+
     torch.manual_seed(0)
     net = SegmentationModel('yolov8n-seg.yaml', nc=1, verbose=False)
     for seq in net.model[-1].cv3:
@@ -79,10 +82,17 @@ def test_fastsam_masks_match_ultralytics(fastsam, fastsam_ckpt):
     imgs, _ = scene()
     masks = fastsam.segment_everything(imgs)
     from ultralytics import FastSAM
+
     threads = torch.get_num_threads()  # ultralytics would change it
     direct = FastSAM(fastsam_ckpt).predict(
-        imgs / 255, imgsz=64, conf=0.1, iou=0.5, retina_masks=True,
-        verbose=False, device='cpu')
+        imgs / 255,
+        imgsz=64,
+        conf=0.1,
+        iou=0.5,
+        retina_masks=True,
+        verbose=False,
+        device='cpu',
+    )
     torch.set_num_threads(threads)
     assert len(masks) == 2
     assert any(m.shape[0] > 0 for m in masks)
@@ -95,6 +105,7 @@ def test_fastsam_masks_match_ultralytics(fastsam, fastsam_ckpt):
 def test_fastsam_keeps_torch_threads(fastsam):
     # ultralytics' select_device() would leave cpu_count - 1 threads.
     from ultralytics.utils import NUM_THREADS
+
     before = torch.get_num_threads()
     torch.set_num_threads(NUM_THREADS + 1)
     try:
@@ -119,16 +130,14 @@ def test_fastsam_alternatives_and_skip(fastsam_ckpt, monkeypatch):
     imgs, coarse = scene()
     base = FastSAMRefiner(checkpoint=fastsam_ckpt)
     masks = base.segment_everything(imgs[:1])[0]
-    for fusion in (dict(strategy='union'), dict(strategy='sam'),
-                   dict(variant='paper')):
+    for fusion in (dict(strategy='union'), dict(strategy='sam'), dict(variant='paper')):
         ref = FastSAMRefiner(checkpoint=fastsam_ckpt, fusion=fusion)
         ref._model = base._model  # share the loaded model
         out = ref.refine(imgs, coarse)
         assert torch.equal(out[0], MaskFusion(**fusion)(coarse[0], masks))
     # All R0 empty: FastSAM is not run at all.
     calls = []
-    monkeypatch.setattr(base, 'segment_everything',
-                        lambda x: calls.append(x) or [])
+    monkeypatch.setattr(base, 'segment_everything', lambda x: calls.append(x) or [])
     empty = torch.zeros_like(coarse)
     assert torch.equal(base.refine(imgs, empty), empty) and not calls
 
@@ -158,9 +167,13 @@ def test_fm_fastsam_config_in_segmentor(fastsam_ckpt):
     from mmengine.structures import PixelData
 
     from fdseg.structures import EpisodeDataSample
+
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cfg = Config.fromfile(os.path.join(
-        repo, 'configs/fm/fm-fastsam_pdn-l_no-train_synthetic-all-1shot.py'))
+    cfg = Config.fromfile(
+        os.path.join(
+            repo, 'configs/fm/fm-fastsam_pdn-l_no-train_synthetic-all-1shot.py'
+        )
+    )
     assert cfg.model.refiner.type == 'FastSAMRefiner'
     cfg.model.backbone.init_cfg = None  # random FM-l
     cfg.model.refiner.checkpoint = fastsam_ckpt
@@ -175,8 +188,7 @@ def test_fm_fastsam_config_in_segmentor(fastsam_ckpt):
     s.gt_sem_seg = PixelData(data=coarse.clone())
     s.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64)))
     query = imgs[0].byte()
-    data = model.data_preprocessor(pseudo_collate(
-        [dict(inputs=query, data_samples=s)]))
+    data = model.data_preprocessor(pseudo_collate([dict(inputs=query, data_samples=s)]))
     with torch.no_grad():
         out = model.predict(**data)
     pred = out[0].pred_sem_seg.data[0]
@@ -193,6 +205,7 @@ def test_ultralytics_safe_load_adapter():
     import ultralytics.nn.tasks as tasks
 
     from fdseg.models.adapters.ultralytics import safe_load
+
     before = tasks.SAFE_LOAD
     with safe_load():
         assert tasks.SAFE_LOAD is True
@@ -223,13 +236,21 @@ def test_prompts_points_by_hand():
     assert p['points'][:, 0].tolist() == [[1, 1], [3, 1]]
     r2 = torch.zeros(6, 6, dtype=torch.bool)
     r2[0:5, 0:5] = True
-    p = prompts_from_mask(r2, 'points', point_stride=2,
-                          point_sampling='grid')
-    assert p['points'][:, 0].tolist() == [[0, 0], [2, 0], [4, 0], [0, 2],
-                                          [2, 2], [4, 2], [0, 4], [2, 4],
-                                          [4, 4]]
-    assert prompts_from_mask(torch.zeros(4, 4, dtype=torch.bool),
-                             'points')['points'].shape == (0, 1, 2)
+    p = prompts_from_mask(r2, 'points', point_stride=2, point_sampling='grid')
+    assert p['points'][:, 0].tolist() == [
+        [0, 0],
+        [2, 0],
+        [4, 0],
+        [0, 2],
+        [2, 2],
+        [4, 2],
+        [0, 4],
+        [2, 4],
+        [4, 4],
+    ]
+    assert prompts_from_mask(torch.zeros(4, 4, dtype=torch.bool), 'points')[
+        'points'
+    ].shape == (0, 1, 2)
 
 
 def test_prompts_components_by_hand():
@@ -240,8 +261,7 @@ def test_prompts_components_by_hand():
     r[4:8, 5] = True
     r[7, 5:8] = True
     p = prompts_from_mask(r, 'center_points')
-    assert torch.allclose(p['points'][:, 0],
-                          torch.tensor([[2.0, 1.5], [5.5, 6.0]]))
+    assert torch.allclose(p['points'][:, 0], torch.tensor([[2.0, 1.5], [5.5, 6.0]]))
     assert p['boxes'] is None
     p = prompts_from_mask(r, 'center_points', center='inside')
     # Nearest pixels: (2, 1) and (2, 2) tie for the block -> raster-first;
@@ -262,8 +282,13 @@ def test_prompts_components_by_hand():
 
 @pytest.fixture(scope='module')
 def sam2_refiner():
-    ref = SAM2PromptRefiner(model='t', checkpoint=None, image_size=128,
-                            prompt_mode='center_points', prompts_per_batch=2)
+    ref = SAM2PromptRefiner(
+        model='t',
+        checkpoint=None,
+        image_size=128,
+        prompt_mode='center_points',
+        prompts_per_batch=2,
+    )
     return ref
 
 
@@ -278,9 +303,10 @@ def test_sam2_lazy_outside_state_dict():
         SAM2PromptRefiner(model='t', checkpoint='sam2.1_hiera_small')
 
 
-@pytest.mark.parametrize('mode,stride', [('points', 8), ('center_points', 1),
-                                         ('boxes', 1),
-                                         ('center_points_boxes', 1)])
+@pytest.mark.parametrize(
+    'mode,stride',
+    [('points', 8), ('center_points', 1), ('boxes', 1), ('center_points_boxes', 1)],
+)
 @needs_sam2
 def test_sam2_prompt_modes(sam2_refiner, monkeypatch, mode, stride):
     ref = sam2_refiner
@@ -290,8 +316,9 @@ def test_sam2_prompt_modes(sam2_refiner, monkeypatch, mode, stride):
     pred = ref.load('cpu')
     encodes = []
     orig = pred.model.forward_image
-    monkeypatch.setattr(pred.model, 'forward_image',
-                        lambda x: encodes.append(1) or orig(x))
+    monkeypatch.setattr(
+        pred.model, 'forward_image', lambda x: encodes.append(1) or orig(x)
+    )
     seen = []
     orig_pp = ref.predict_prompts
 
@@ -323,19 +350,23 @@ def test_sam2_batched_prompts_match_single(sam2_refiner, monkeypatch):
     prompts = prompts_from_mask(coarse[0] > 0, 'center_points_boxes')
     batched = ref.predict_prompts(pred, prompts, (64, 64))
     for i in range(batched.shape[0]):
-        m, _, _ = pred.predict(point_coords=prompts['points'][i].numpy(),
-                               point_labels=prompts['labels'][i].numpy(),
-                               box=prompts['boxes'][i].numpy(),
-                               multimask_output=False)
+        m, _, _ = pred.predict(
+            point_coords=prompts['points'][i].numpy(),
+            point_labels=prompts['labels'][i].numpy(),
+            box=prompts['boxes'][i].numpy(),
+            multimask_output=False,
+        )
         agree = (torch.from_numpy(m[0]).bool() == batched[i]).float().mean()
         assert agree > 0.999
     # Single points: best of three by predicted IoU.
     pts = prompts_from_mask(coarse[0] > 0, 'center_points')
     batched = ref.predict_prompts(pred, pts, (64, 64))
     for i in range(batched.shape[0]):
-        m, s, _ = pred.predict(point_coords=pts['points'][i].numpy(),
-                               point_labels=pts['labels'][i].numpy(),
-                               multimask_output=True)
+        m, s, _ = pred.predict(
+            point_coords=pts['points'][i].numpy(),
+            point_labels=pts['labels'][i].numpy(),
+            multimask_output=True,
+        )
         best = torch.from_numpy(m[int(np.argmax(s))]).bool()
         assert (best == batched[i]).float().mean() > 0.999
     pred.reset_predictor()
@@ -343,10 +374,14 @@ def test_sam2_batched_prompts_match_single(sam2_refiner, monkeypatch):
 
 @needs_sam2
 def test_sam2_everything_mode():
-    ref = SAM2PromptRefiner(model='t', checkpoint=None, image_size=128,
-                            prompt_mode='everything', points_per_side=4,
-                            amg_cfg=dict(pred_iou_thresh=0.0,
-                                         stability_score_thresh=0.0))
+    ref = SAM2PromptRefiner(
+        model='t',
+        checkpoint=None,
+        image_size=128,
+        prompt_mode='everything',
+        points_per_side=4,
+        amg_cfg=dict(pred_iou_thresh=0.0, stability_score_thresh=0.0),
+    )
     imgs, coarse = scene()
     amg = ref.load('cpu')
     assert len(amg.point_grids[0]) == 16

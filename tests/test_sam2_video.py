@@ -16,6 +16,7 @@ Two things are substituted, and only these:
 Same random weights on both sides (``build_sam2(..., ckpt_path=None)``),
 tiny model at 256, frames at 256 (so the only resize is the output's).
 """
+
 import glob
 import os.path as osp
 import warnings
@@ -51,11 +52,18 @@ def in_memory_loader(frames_u8):
     JPEG decode and PIL resize (frames are already ``image_size``).
     """
 
-    def loader(video_path, image_size, offload_video_to_cpu,
-               img_mean=(0.485, 0.456, 0.406), img_std=(0.229, 0.224, 0.225),
-               async_loading_frames=False, compute_device=None):
-        images = torch.zeros(len(frames_u8), 3, image_size, image_size,
-                             dtype=torch.float32)
+    def loader(
+        video_path,
+        image_size,
+        offload_video_to_cpu,
+        img_mean=(0.485, 0.456, 0.406),
+        img_std=(0.229, 0.224, 0.225),
+        async_loading_frames=False,
+        compute_device=None,
+    ):
+        images = torch.zeros(
+            len(frames_u8), 3, image_size, image_size, dtype=torch.float32
+        )
         for n, f in enumerate(frames_u8):
             assert f.shape[:2] == (image_size, image_size)
             images[n] = torch.from_numpy(f / 255.0).permute(2, 0, 1)
@@ -92,8 +100,12 @@ def python_connected_components(mask):
                     for dy in (-1, 0, 1):
                         for dx in (-1, 0, 1):
                             v, u = y + dy, x + dx
-                            if 0 <= v < H and 0 <= u < W and m[n, 0, v, u] \
-                                    and not lab[v, u]:
+                            if (
+                                0 <= v < H
+                                and 0 <= u < W
+                                and m[n, 0, v, u]
+                                and not lab[v, u]
+                            ):
                                 lab[v, u] = cur
                                 queue.append((v, u))
                 for y, x in comp:
@@ -101,8 +113,9 @@ def python_connected_components(mask):
     return torch.from_numpy(labels), torch.from_numpy(areas)
 
 
-def predictor_query_logits(predictor, supports, masks, query, monkeypatch,
-                           fill_hole_area=0):
+def predictor_query_logits(
+    predictor, supports, masks, query, monkeypatch, fill_hole_area=0
+):
     """Query-frame logits ``[H, W]`` from SAM2VideoPredictor.
 
     Args:
@@ -115,18 +128,22 @@ def predictor_query_logits(predictor, supports, masks, query, monkeypatch,
     """
     import sam2.sam2_video_predictor as svp
     import sam2.utils.misc as misc
-    monkeypatch.setattr(svp, 'load_video_frames',
-                        in_memory_loader(list(supports) + [query]))
+
+    monkeypatch.setattr(
+        svp, 'load_video_frames', in_memory_loader(list(supports) + [query])
+    )
     if fill_hole_area:
-        monkeypatch.setattr(misc, 'get_connected_components',
-                            python_connected_components)
+        monkeypatch.setattr(
+            misc, 'get_connected_components', python_connected_components
+        )
     predictor.fill_hole_area = fill_hole_area
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         state = predictor.init_state(video_path='in-memory')
         for k, m in enumerate(masks):
-            predictor.add_new_mask(state, frame_idx=k, obj_id=1,
-                                   mask=torch.from_numpy(m).bool())
+            predictor.add_new_mask(
+                state, frame_idx=k, obj_id=1, mask=torch.from_numpy(m).bool()
+            )
         out = {f: lg for f, _, lg in predictor.propagate_in_video(state)}
     return out[len(supports)][0, 0]
 
@@ -138,13 +155,18 @@ def predictor_query_logits(predictor, supports, masks, query, monkeypatch,
 def models():
     """The segmentor and sam2's predictor with the same random weights."""
     from mmengine.registry import init_default_scope
+
     init_default_scope('fdseg')
     from sam2.build_sam import build_sam2_video_predictor
+
     torch.manual_seed(0)
     seg = SAM2VideoSegmentor('tiny', image_size=S, fill_hole_area=0)
     predictor = build_sam2_video_predictor(
-        'configs/sam2.1/sam2.1_hiera_t.yaml', None, device='cpu',
-        hydra_overrides_extra=[f'++model.image_size={S}'])
+        'configs/sam2.1/sam2.1_hiera_t.yaml',
+        None,
+        device='cpu',
+        hydra_overrides_extra=[f'++model.image_size={S}'],
+    )
     predictor.load_state_dict(seg.sam2.state_dict())
     return seg, predictor
 
@@ -190,15 +212,18 @@ def segmentor_query_logits(seg, supports, masks, query):
     """Way-1 query logits ``[H, W]``, object scores, support state."""
     state = seg.encode_support(
         torch.stack([chw(s) for s in supports]),
-        torch.from_numpy(np.stack(masks)), normalized=False)
+        torch.from_numpy(np.stack(masks)),
+        normalized=False,
+    )
     logits, scores = seg.segment(chw(query)[None], [state], normalized=False)
     return logits[0][1], scores[0], state
 
 
 def assert_same_mask(ours, ref):
     """Same query mask, and bitwise the same logits."""
-    assert torch.equal(ours > 0, ref > 0), \
+    assert torch.equal(ours > 0, ref > 0), (
         f'{int(((ours > 0) != (ref > 0)).sum())} pixels differ'
+    )
     # Same operations in the same order: the logits are bitwise equal too.
     assert torch.equal(ours, ref), float((ours - ref).abs().max())
 
@@ -214,30 +239,33 @@ def test_matches_video_predictor_1shot(models, seg_settings, monkeypatch):
     sup = smooth_image(1, defect=(100, 140, 60, 130))
     mask = rect_mask(100, 140, 60, 130, hole=(116, 124, 88, 96))
     query = smooth_image(2, defect=(50, 80, 150, 200))
-    ref = predictor_query_logits(predictor, [sup], [mask], query,
-                                 monkeypatch, fill_hole_area=8)
+    ref = predictor_query_logits(
+        predictor, [sup], [mask], query, monkeypatch, fill_hole_area=8
+    )
     seg.fill_hole_area = 8
     ours, scores, state = segmentor_query_logits(seg, [sup], [mask], query)
-    assert ours.shape == (S, S) and scores.shape == (1, )
+    assert ours.shape == (S, S) and scores.shape == (1,)
     assert_same_mask(ours, ref)
     assert 0 < int((ours > 0).sum()) < S * S  # a real mask, not a constant
     # The filling did something on both the support and the query.
     seg.fill_hole_area = 0
     unfilled, _, state0 = segmentor_query_logits(seg, [sup], [mask], query)
     assert (state[0]['cond'][0]['pred_masks'] <= 0).sum() < (
-        state0[0]['cond'][0]['pred_masks'] <= 0).sum()
+        state0[0]['cond'][0]['pred_masks'] <= 0
+    ).sum()
     assert not torch.equal(unfilled > 0, ours > 0)
 
 
 def test_matches_video_predictor_2shot(models, seg_settings, monkeypatch):
     """K-shot: K conditioning frames; no hole filling on either side."""
     seg, predictor = models
-    supports = [smooth_image(3, defect=(30, 60, 30, 90)),
-                smooth_image(4, defect=(150, 200, 100, 130))]
+    supports = [
+        smooth_image(3, defect=(30, 60, 30, 90)),
+        smooth_image(4, defect=(150, 200, 100, 130)),
+    ]
     masks = [rect_mask(30, 60, 30, 90), rect_mask(150, 200, 100, 130)]
     query = smooth_image(5, defect=(80, 120, 80, 160))
-    ref = predictor_query_logits(predictor, supports, masks, query,
-                                 monkeypatch)
+    ref = predictor_query_logits(predictor, supports, masks, query, monkeypatch)
     ours, _, state = segmentor_query_logits(seg, supports, masks, query)
     assert sorted(state[0]['cond']) == [0, 1]  # K conditioning frames
     assert state[0]['num_frames'] == 3
@@ -249,8 +277,7 @@ def test_empty_support(models, seg_settings, monkeypatch):
     seg, predictor = models
     sup, query = smooth_image(6), smooth_image(7, defect=(10, 40, 10, 40))
     empty = np.zeros((S, S), np.uint8)
-    ref = predictor_query_logits(predictor, [sup], [empty], query,
-                                 monkeypatch)
+    ref = predictor_query_logits(predictor, [sup], [empty], query, monkeypatch)
     seg.empty_support = 'track'
     ours, scores, state = segmentor_query_logits(seg, [sup], [empty], query)
     assert_same_mask(ours, ref)
@@ -260,8 +287,9 @@ def test_empty_support(models, seg_settings, monkeypatch):
     seg.empty_support = 'background'
     calls = []
     orig = seg.sam2.track_step
-    monkeypatch.setattr(seg.sam2, 'track_step',
-                        lambda *a, **k: calls.append(1) or orig(*a, **k))
+    monkeypatch.setattr(
+        seg.sam2, 'track_step', lambda *a, **k: calls.append(1) or orig(*a, **k)
+    )
     ours, scores, state = segmentor_query_logits(seg, [sup], [empty], query)
     assert state == [None] and not calls  # the tracker never runs
     assert torch.all(ours == NO_OBJ_SCORE)
@@ -282,8 +310,7 @@ def test_defect_free_query(models, seg_settings, monkeypatch):
         sup = smooth_image(8, defect=(100, 140, 60, 130))
         mask = rect_mask(100, 140, 60, 130)
         query = smooth_image(9)
-        ref = predictor_query_logits(predictor, [sup], [mask], query,
-                                     monkeypatch)
+        ref = predictor_query_logits(predictor, [sup], [mask], query, monkeypatch)
         ours, scores, _ = segmentor_query_logits(seg, [sup], [mask], query)
         assert torch.all(ref == NO_OBJ_SCORE)
         assert torch.equal(ours, ref)
@@ -300,6 +327,7 @@ def test_frames_and_masks_match_official_loader(models, tmp_path):
     """Frames as load_video_frames, masks as add_new_mask make them."""
     seg, predictor = models
     from sam2.utils.misc import _load_img_as_tensor
+
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
@@ -314,6 +342,7 @@ def test_frames_and_masks_match_official_loader(models, tmp_path):
     # Other sizes: the official PIL resize (lossless PNG, so only the
     # resampling differs), within one grey level.
     import cv2
+
     for size in (128, 200):
         small = smooth_image(11, size=size)
         path = str(tmp_path / f'f{size}.png')
@@ -325,13 +354,15 @@ def test_frames_and_masks_match_official_loader(models, tmp_path):
 
     # Masks: what add_new_mask stores for a 128 x 128 mask.
     import sam2.sam2_video_predictor as svp
+
     m = rect_mask(10, 50, 20, 33, size=128)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(svp, 'load_video_frames', in_memory_loader([img]))
         state = predictor.init_state(video_path='in-memory')
         predictor.add_new_mask(state, 0, 1, torch.from_numpy(m).bool())
-    assert torch.equal(seg.sam2_mask(torch.from_numpy(m)),
-                       state['mask_inputs_per_obj'][0][0])
+    assert torch.equal(
+        seg.sam2_mask(torch.from_numpy(m)), state['mask_inputs_per_obj'][0][0]
+    )
 
 
 def test_fill_holes():
@@ -347,11 +378,11 @@ def test_fill_holes():
     assert torch.equal(fill_holes_in_mask_scores(m, 0), m)
     # Same as sam2's own function with the component labelling it expects.
     import sam2.utils.misc as misc
+
     g = torch.Generator().manual_seed(0)
     r = torch.randn(2, 1, 32, 32, generator=g)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(misc, 'get_connected_components',
-                   python_connected_components)
+        mp.setattr(misc, 'get_connected_components', python_connected_components)
         ref = misc.fill_holes_in_mask_scores(r, 8)
     assert torch.equal(fill_holes_in_mask_scores(r, 8), ref)
 
@@ -379,16 +410,18 @@ def test_support_memory_is_cached(models, seg_settings, monkeypatch):
     calls = []
     orig = seg.sam2.forward_image
     monkeypatch.setattr(
-        seg.sam2, 'forward_image',
-        lambda x: calls.append(x.shape[0]) or orig(x))
+        seg.sam2, 'forward_image', lambda x: calls.append(x.shape[0]) or orig(x)
+    )
     preds = []
     for q in queries:
-        data = dict(inputs=[chw(q).to(torch.uint8)],
-                    data_samples=[_episode_sample([sup], [mask])])
+        data = dict(
+            inputs=[chw(q).to(torch.uint8)],
+            data_samples=[_episode_sample([sup], [mask])],
+        )
         out = seg.test_step(data)[0]
         assert out.seg_logits.data.shape == (2, S, S)
         assert out.pred_sem_seg.data.shape == (1, S, S)
-        assert out.obj_score_logits.shape == (1, )
+        assert out.obj_score_logits.shape == (1,)
         preds.append(out)
     assert calls == [1, 1, 1]  # support once, then one query each
 
@@ -396,29 +429,32 @@ def test_support_memory_is_cached(models, seg_settings, monkeypatch):
     # with the same result: the normalisation round trip is exact once the
     # frames are rounded to 8 bits.
     seg.clear_support()
-    seg.set_support(chw(sup)[None].to(torch.uint8),
-                    torch.from_numpy(mask)[None])
+    seg.set_support(chw(sup)[None].to(torch.uint8), torch.from_numpy(mask)[None])
     calls.clear()
-    data = dict(inputs=[chw(queries[1]).to(torch.uint8)],
-                data_samples=[_episode_sample([sup], [mask], key='other')])
+    data = dict(
+        inputs=[chw(queries[1]).to(torch.uint8)],
+        data_samples=[_episode_sample([sup], [mask], key='other')],
+    )
     out = seg.test_step(data)[0]
     assert calls == [1]
     assert torch.equal(out.seg_logits.data, preds[1].seg_logits.data)
-    assert torch.equal(out.pred_sem_seg.data[0],
-                       (preds[1].seg_logits.data[1] > 0).long())
+    assert torch.equal(
+        out.pred_sem_seg.data[0], (preds[1].seg_logits.data[1] > 0).long()
+    )
 
 
 def test_batch_and_ways(models, seg_settings):
     """Batched queries = one at a time; N-way = each way tracked alone."""
     seg, _ = models
     a = (smooth_image(15, defect=(20, 60, 20, 60)), rect_mask(20, 60, 20, 60))
-    b = (smooth_image(16, defect=(150, 200, 150, 220)),
-         rect_mask(150, 200, 150, 220))
+    b = (smooth_image(16, defect=(150, 200, 150, 220)), rect_mask(150, 200, 150, 220))
     q = chw(smooth_image(17))[None]
-    st_a = seg.encode_support(chw(a[0])[None],
-                              torch.from_numpy(a[1])[None], normalized=False)
-    st_b = seg.encode_support(chw(b[0])[None],
-                              torch.from_numpy(b[1])[None], normalized=False)
+    st_a = seg.encode_support(
+        chw(a[0])[None], torch.from_numpy(a[1])[None], normalized=False
+    )
+    st_b = seg.encode_support(
+        chw(b[0])[None], torch.from_numpy(b[1])[None], normalized=False
+    )
     one_a, _ = seg.segment(q, [st_a], normalized=False)
     one_b, _ = seg.segment(q, [st_b], normalized=False)
     # A batch of two episodes (the same query against two support sets).
@@ -429,17 +465,18 @@ def test_batch_and_ways(models, seg_settings):
     # 2-way: supports labelled 2, 1; channel n is way n's own tracking.
     st_2 = seg.encode_support(
         torch.stack([chw(b[0]), chw(a[0])]),
-        torch.from_numpy(np.stack([b[1], a[1]])), torch.tensor([2, 1]),
-        normalized=False)
+        torch.from_numpy(np.stack([b[1], a[1]])),
+        torch.tensor([2, 1]),
+        normalized=False,
+    )
     two, scores = seg.segment(q, [st_2], normalized=False)
-    assert two[0].shape == (3, S, S) and scores[0].shape == (2, )
+    assert two[0].shape == (3, S, S) and scores[0].shape == (2,)
     assert torch.equal(two[0][1], one_a[0][1])
     assert torch.equal(two[0][2], one_b[0][1])
     assert torch.all(two[0][0] == 0)
 
     # Output at a smaller img_shape (top-left valid region of the input).
-    small, _ = seg.segment(q, [st_a], out_shapes=[(100, 120)],
-                           normalized=False)
+    small, _ = seg.segment(q, [st_a], out_shapes=[(100, 120)], normalized=False)
     assert small[0].shape == (2, 100, 120)
 
 
@@ -463,12 +500,12 @@ def test_checkpoint_through_resolver(models, tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # no published sha256
         torch.manual_seed(123)
-        other = SAM2VideoSegmentor('tiny', checkpoint='sam2.1_hiera_tiny',
-                                   image_size=S)
+        other = SAM2VideoSegmentor('tiny', checkpoint='sam2.1_hiera_tiny', image_size=S)
         # Nothing is read while building; init_weights() loads the file.
         assert not torch.equal(
             other.sam2.state_dict()['image_encoder.neck.convs.0.conv.weight'],
-            sd['image_encoder.neck.convs.0.conv.weight'])
+            sd['image_encoder.neck.convs.0.conv.weight'],
+        )
         other.init_weights()
     for k, v in other.sam2.state_dict().items():
         assert torch.equal(v, sd[k]), k
@@ -497,40 +534,57 @@ def test_configs_cover_table4():
         stem = osp.basename(f)[:-3]
         prefix, rest = stem.split('_no-train_')
         data, shot = rest.rsplit('-', 1)
-        shot = int(shot[:-len('shot')])
+        shot = int(shot[: -len('shot')])
         assert prefix in TABLE4, stem
         model_cfg, ckpt, size = TABLE4[prefix]
         assert cfg.model.type == 'SAM2VideoSegmentor'
-        assert (cfg.model.model_cfg, cfg.model.checkpoint,
-                cfg.model.image_size) == (model_cfg, ckpt, size)
+        assert (cfg.model.model_cfg, cfg.model.checkpoint, cfg.model.image_size) == (
+            model_cfg,
+            ckpt,
+            size,
+        )
         assert cfg.test_dataloader.dataset.shot == shot
         # mmengine's Runner wants all three or none of them.
-        val = [cfg.get(k) is None
-               for k in ('val_dataloader', 'val_cfg', 'val_evaluator')]
+        val = [
+            cfg.get(k) is None for k in ('val_dataloader', 'val_cfg', 'val_evaluator')
+        ]
         assert len(set(val)) == 1, stem
         if data.startswith('gfds-'):
-            assert cfg.test_dataloader.dataset.split == data[len('gfds-'):]
+            assert cfg.test_dataloader.dataset.split == data[len('gfds-') :]
         seen.add((prefix, data, shot))
-    assert seen == {(p, d, k) for p in TABLE4 for k in (1, 5)
-                    for d in ('gfds-fold0', 'gfds-fold1', 'synthetic-all')}
+    assert seen == {
+        (p, d, k)
+        for p in TABLE4
+        for k in (1, 5)
+        for d in ('gfds-fold0', 'gfds-fold1', 'synthetic-all')
+    }
 
 
 def test_tools_test_end_to_end(tmp_path):
     """tools/test.py on generated data, random weights (SAM2-s at 256)."""
     import importlib.util
+
     spec = importlib.util.spec_from_file_location(
-        'fdseg_test_tool', osp.join(REPO, 'tools', 'test.py'))
+        'fdseg_test_tool', osp.join(REPO, 'tools', 'test.py')
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    cfg = osp.join(REPO, 'configs', 'sam2',
-                   'sam2_hiera-s-256_no-train_synthetic-all-1shot.py')
-    metrics = tool.main([
-        cfg, '--work-dir', str(tmp_path / 'wd'), '--cfg-options',
-        'model.checkpoint=None', 'model.model_cfg=tiny',
-        f'test_dataloader.dataset.data_root={tmp_path / "data"}',
-        'test_dataloader.dataset.num_images=3',
-        'test_dataloader.dataset.indices=2'
-    ])
+    cfg = osp.join(
+        REPO, 'configs', 'sam2', 'sam2_hiera-s-256_no-train_synthetic-all-1shot.py'
+    )
+    metrics = tool.main(
+        [
+            cfg,
+            '--work-dir',
+            str(tmp_path / 'wd'),
+            '--cfg-options',
+            'model.checkpoint=None',
+            'model.model_cfg=tiny',
+            f'test_dataloader.dataset.data_root={tmp_path / "data"}',
+            'test_dataloader.dataset.num_images=3',
+            'test_dataloader.dataset.indices=2',
+        ]
+    )
     assert 'mIoU' in metrics and 'FB-IoU' in metrics
 
 
@@ -539,6 +593,7 @@ def test_sam2_model_table():
     from fdseg.models.adapters.sam2 import SAM2_ALIASES, sam2_model
     from fdseg.models.refiners.sam2_prompt_refiner import SAM21_MODELS
     from fdseg.models.segmentors.sam2_video_segmentor import SAM2_VARIANTS
+
     for short, name in SAM2_ALIASES.items():
         assert sam2_model(short) == sam2_model(name) == SAM21_MODELS[short]
         assert sam2_model(name)[1].startswith('sam2.1_hiera_')

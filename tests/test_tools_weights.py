@@ -7,6 +7,7 @@ weights through ``init_model``, i.e. the path the official-code equivalence
 tests cover). With the cache empty the command must fail before the first
 episode, naming the missing file.
 """
+
 import glob
 import json
 import os
@@ -25,6 +26,8 @@ from tests.subprocess_utils import run_pool
 from tests.test_backbones import reference_student
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# Subprocess runs of tools/test.py: CI runs them (-m ''), the default skips.
+pytestmark = pytest.mark.slow
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 
 
@@ -32,49 +35,70 @@ def _cfg(path):
     return osp.join(REPO, 'configs', path)
 
 
-SYNTH = ['test_dataloader.dataset.num_images=2',
-         'test_dataloader.dataset.image_size=64',
-         'test_dataloader.dataset.products=[fabric]',
-         'test_dataloader.dataset.max_episodes_per_category=1']
-GFDS = ['test_dataloader.dataset.products=[Steel]',
-        'test_dataloader.dataset.check_counts=False',
-        'test_dataloader.num_workers=0', 'custom_hooks=[]']
+SYNTH = [
+    'test_dataloader.dataset.num_images=2',
+    'test_dataloader.dataset.image_size=64',
+    'test_dataloader.dataset.products=[fabric]',
+    'test_dataloader.dataset.max_episodes_per_category=1',
+]
+GFDS = [
+    'test_dataloader.dataset.products=[Steel]',
+    'test_dataloader.dataset.check_counts=False',
+    'test_dataloader.num_workers=0',
+    'custom_hooks=[]',
+]
 
 # family -> (config, cfg-options, files it needs: registered names)
 FAMILIES = {
-    'pdn': ('fm/fm_pdn-s_no-train_synthetic-all-1shot.py', SYNTH,
-            ['gfds_fm_small']),
-    'dino': ('fm/fm_dino-vits8_no-train_synthetic-all-1shot.py',
-             SYNTH + ['model.backbone.timm_kwargs.depth=1'], ['dino_vits8']),
-    'dinov2': ('fm/fm_dinov2-vits14_no-train_gfds-all-1shot.py',
-               GFDS + ['model.backbone.timm_kwargs.depth=1'],
-               ['dinov2_vits14']),
-    'resnet': ('fm/fm_r18-l2_no-train_gfds-all-1shot.py', GFDS,
-               ['torchvision_resnet18']),
-    'fastsam': ('fm/fm-fastsam-s_pdn-l_no-train_synthetic-all-1shot.py',
-                SYNTH, ['gfds_fm_large', 'fastsam_s']),
+    'pdn': ('fm/fm_pdn-s_no-train_synthetic-all-1shot.py', SYNTH, ['gfds_fm_small']),
+    'dino': (
+        'fm/fm_dino-vits8_no-train_synthetic-all-1shot.py',
+        SYNTH + ['model.backbone.timm_kwargs.depth=1'],
+        ['dino_vits8'],
+    ),
+    'dinov2': (
+        'fm/fm_dinov2-vits14_no-train_gfds-all-1shot.py',
+        GFDS + ['model.backbone.timm_kwargs.depth=1'],
+        ['dinov2_vits14'],
+    ),
+    'resnet': (
+        'fm/fm_r18-l2_no-train_gfds-all-1shot.py',
+        GFDS,
+        ['torchvision_resnet18'],
+    ),
+    'fastsam': (
+        'fm/fm-fastsam-s_pdn-l_no-train_synthetic-all-1shot.py',
+        SYNTH,
+        ['gfds_fm_large', 'fastsam_s'],
+    ),
     # boxes: one prompt per defect component (points mode prompts every
     # foreground pixel: minutes on CPU with random weights).
-    'sam2-refiner': ('fm/fm-sam2-boxes_pdn-l_no-train_synthetic-all-1shot.py',
-                     SYNTH + ['model.refiner.image_size=256'],
-                     ['gfds_fm_large', 'sam2.1_hiera_small']),
-    'sam2-video': ('sam2/sam2_hiera-s-256_no-train_synthetic-all-1shot.py',
-                   SYNTH, ['sam2.1_hiera_small']),
+    'sam2-refiner': (
+        'fm/fm-sam2-boxes_pdn-l_no-train_synthetic-all-1shot.py',
+        SYNTH + ['model.refiner.image_size=256'],
+        ['gfds_fm_large', 'sam2.1_hiera_small'],
+    ),
+    'sam2-video': (
+        'sam2/sam2_hiera-s-256_no-train_synthetic-all-1shot.py',
+        SYNTH,
+        ['sam2.1_hiera_small'],
+    ),
 }
 
 
 # ------------------------------------------------------- official-format files
 def _write_pdn(path, large):
     torch.manual_seed(1)
-    torch.save(reference_student(256 if large else 128, large).state_dict(),
-               path)
+    torch.save(reference_student(256 if large else 128, large).state_dict(), path)
 
 
 def _write_vit(path, model_name, mask_token=False):
     import timm
+
     torch.manual_seed(2)
-    vit = timm.create_model(model_name, pretrained=False, num_classes=0,
-                            depth=1, dynamic_img_size=True)
+    vit = timm.create_model(
+        model_name, pretrained=False, num_classes=0, depth=1, dynamic_img_size=True
+    )
     sd = dict(vit.state_dict())
     if mask_token:  # present in the official DINOv2 files
         sd['mask_token'] = torch.zeros(1, sd['cls_token'].shape[-1])
@@ -83,12 +107,14 @@ def _write_vit(path, model_name, mask_token=False):
 
 def _write_resnet18(path):
     import torchvision
+
     torch.manual_seed(3)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
 
 
 def _write_fastsam(path):
     from ultralytics.nn.tasks import SegmentationModel
+
     torch.manual_seed(4)
     net = SegmentationModel('yolov8n-seg.yaml', nc=1, verbose=False)
     for seq in net.model[-1].cv3:  # random nets must still detect something
@@ -99,9 +125,11 @@ def _write_fastsam(path):
 
 def _write_sam2(path):
     from sam2.build_sam import build_sam2
+
     torch.manual_seed(5)
-    net = build_sam2('configs/sam2.1/sam2.1_hiera_s.yaml', None,
-                     device='cpu', mode='eval')
+    net = build_sam2(
+        'configs/sam2.1/sam2.1_hiera_s.yaml', None, device='cpu', mode='eval'
+    )
     torch.save({'model': net.state_dict()}, path)
 
 
@@ -109,8 +137,9 @@ WRITERS = {
     'gfds_fm_small': lambda p: _write_pdn(p, False),
     'gfds_fm_large': lambda p: _write_pdn(p, True),
     'dino_vits8': lambda p: _write_vit(p, 'vit_small_patch8_224'),
-    'dinov2_vits14': lambda p: _write_vit(p, 'vit_small_patch14_dinov2',
-                                          mask_token=True),
+    'dinov2_vits14': lambda p: _write_vit(
+        p, 'vit_small_patch14_dinov2', mask_token=True
+    ),
     'torchvision_resnet18': _write_resnet18,
     'fastsam_s': _write_fastsam,
     'sam2.1_hiera_small': _write_sam2,
@@ -121,6 +150,7 @@ WRITERS = {
 def cache(tmp_path_factory):
     """A checkpoint cache holding one random official-format file per name."""
     from fdseg.utils.checkpoints import CHECKPOINTS
+
     d = tmp_path_factory.mktemp('ckpt_cache')
     for name, write in WRITERS.items():
         write(str(d / CHECKPOINTS[name]['filename']))
@@ -131,9 +161,9 @@ def cache(tmp_path_factory):
 def data(tmp_path_factory):
     """Synthetic benchmark + a small GFDS-layout 'Steel' product."""
     from tests.conftest import write_product
+
     root = tmp_path_factory.mktemp('tw_data')
-    write_product(str(root / 'gfds'), 'Steel', ['Am', 'Ld', 'Sc'], n=2,
-                  size=(64, 48))
+    write_product(str(root / 'gfds'), 'Steel', ['Am', 'Ld', 'Sc'], n=2, size=(64, 48))
     return root
 
 
@@ -142,6 +172,7 @@ def _options(family, data, cache):
     root = data / ('gfds' if '_gfds-' in config else 'synthetic')
     opts = list(opts) + [f'test_dataloader.dataset.data_root={root}']
     from fdseg.utils.checkpoints import CHECKPOINTS
+
     f = cache / CHECKPOINTS['torchvision_resnet18']['filename']
     if family == 'resnet' and f.is_file():
         # torchvision files carry an 8-hex sha256 prefix a random file cannot
@@ -153,9 +184,17 @@ def _options(family, data, cache):
 def _job(family, data, cache_dir, tmp, checkpoint=()):
     """``tools/test.py`` of one family, as a :func:`run_pool` job."""
     config, _, _ = FAMILIES[family]
-    args = [TEST_PY, _cfg(config), *checkpoint, '--work-dir',
-            str(tmp / 'wd'), '--out', str(tmp / 'out'), '--cfg-options',
-            *_options(family, data, cache_dir)]
+    args = [
+        TEST_PY,
+        _cfg(config),
+        *checkpoint,
+        '--work-dir',
+        str(tmp / 'wd'),
+        '--out',
+        str(tmp / 'out'),
+        '--cfg-options',
+        *_options(family, data, cache_dir),
+    ]
     return args, REPO, {'FDSEG_CHECKPOINT_DIR': str(cache_dir)}
 
 
@@ -166,6 +205,7 @@ def tool_runs(cache, data, tmp_path_factory):
     Also FM-s from an fdseg checkpoint with an empty cache.
     """
     from fdseg.apis import init_model
+
     root = tmp_path_factory.mktemp('tool_runs')
     empty = root / 'empty_cache'
     empty.mkdir()
@@ -184,14 +224,20 @@ def tool_runs(cache, data, tmp_path_factory):
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     jobs = {}
     # Longest first, the short failing runs in between.
-    for family in ('sam2-refiner', 'fastsam', 'sam2-video', 'pdn', 'resnet',
-                   'dino', 'dinov2'):
-        jobs[family, 'full'] = _job(family, data, cache,
-                                    root / f'{family}_full')
-        jobs[family, 'empty'] = _job(family, data, empty,
-                                     root / f'{family}_empty')
-    jobs['pdn', 'ckpt'] = _job('pdn', data, empty, root / 'pdn_ckpt',
-                               checkpoint=[str(ckpt)])
+    for family in (
+        'sam2-refiner',
+        'fastsam',
+        'sam2-video',
+        'pdn',
+        'resnet',
+        'dino',
+        'dinov2',
+    ):
+        jobs[family, 'full'] = _job(family, data, cache, root / f'{family}_full')
+        jobs[family, 'empty'] = _job(family, data, empty, root / f'{family}_empty')
+    jobs['pdn', 'ckpt'] = _job(
+        'pdn', data, empty, root / 'pdn_ckpt', checkpoint=[str(ckpt)]
+    )
     done = run_pool(jobs, width=2, timeout=900)
     return dict(root=root, empty=empty, ckpt=ckpt, done=done)
 
@@ -199,7 +245,9 @@ def tool_runs(cache, data, tmp_path_factory):
 def _reference(family, data, cache, monkeypatch):
     """Predictions of the same config and weights through ``init_model``."""
     from mmengine.config import DictAction
+
     from fdseg.apis import init_model
+
     config, _, _ = FAMILIES[family]
     monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(cache))
     opts = {}
@@ -226,8 +274,10 @@ def _reference(family, data, cache, monkeypatch):
             # Predictions are saved at the original size, pixel-centre
             # aligned (torch's 'nearest-exact').
             mask = torch.nn.functional.interpolate(
-                pred[None].float(), size=tuple(meta['ori_shape'][:2]),
-                mode='nearest-exact')[0, 0]
+                pred[None].float(),
+                size=tuple(meta['ori_shape'][:2]),
+                mode='nearest-exact',
+            )[0, 0]
             out[meta['img_path']] = mask.numpy().astype(np.uint8) * 255
     torch.set_num_threads(threads)
     return out
@@ -247,18 +297,19 @@ def _tool_predictions(out_dir):
 
 
 @pytest.mark.parametrize('family', list(FAMILIES))
-def test_tools_test_uses_the_cached_weights(family, tool_runs, cache, data,
-                                            monkeypatch):
+def test_tools_test_uses_the_cached_weights(
+    family, tool_runs, cache, data, monkeypatch
+):
     code, log = tool_runs['done'][family, 'full']
     assert code == 0, log[-5000:]
     # Which file each module loaded is reported once, with a sha256 prefix.
     assert log.count('Weights of this run') == 1
     from fdseg.utils.checkpoints import CHECKPOINTS
+
     for name in FAMILIES[family][2]:
         assert CHECKPOINTS[name]['filename'] in log, name
     assert 'RANDOM' not in log.split('Weights of this run')[1][:2000]
-    res, preds = _tool_predictions(tool_runs['root'] / f'{family}_full' /
-                                   'out')
+    res, preds = _tool_predictions(tool_runs['root'] / f'{family}_full' / 'out')
     ref = _reference(family, data, cache, monkeypatch)
     assert set(preds) == set(ref) and len(ref) >= 2
     for path, mask in ref.items():
@@ -266,8 +317,7 @@ def test_tools_test_uses_the_cached_weights(family, tool_runs, cache, data,
         assert np.array_equal(preds[path], mask), path
     # Each episode can be replayed from its recorded supports.
     for ep in res['episodes']:
-        assert ep['support_paths'] and all(
-            osp.isfile(p) for p in ep['support_paths'])
+        assert ep['support_paths'] and all(osp.isfile(p) for p in ep['support_paths'])
 
 
 @pytest.mark.parametrize('family', list(FAMILIES))
@@ -275,6 +325,7 @@ def test_tools_test_fails_without_weights_naming_the_file(family, tool_runs):
     """Empty cache: the run stops before the first episode, naming the
     file, its full target path and the environment variable."""
     from fdseg.utils.checkpoints import CHECKPOINTS
+
     code, log = tool_runs['done'][family, 'empty']
     assert code != 0, log[-3000:]
     first = FAMILIES[family][2][0]
@@ -283,17 +334,18 @@ def test_tools_test_fails_without_weights_naming_the_file(family, tool_runs):
     assert osp.join(str(tool_runs['empty']), fname) in log, log[-3000:]
     assert 'FDSEG_CHECKPOINT_DIR' in log and 'Traceback' not in log
     # Nothing was evaluated: no metrics, no predictions.
-    assert not glob.glob(str(tool_runs['root'] / f'{family}_empty' / 'out' /
-                             '**' / 'metrics.json'), recursive=True)
+    assert not glob.glob(
+        str(tool_runs['root'] / f'{family}_empty' / 'out' / '**' / 'metrics.json'),
+        recursive=True,
+    )
 
 
-def test_fdseg_checkpoint_needs_no_pretrained_file(tool_runs, cache, data,
-                                                   monkeypatch):
+def test_fdseg_checkpoint_needs_no_pretrained_file(tool_runs, cache, data, monkeypatch):
     """``tools/test.py CONFIG CKPT``: the checkpoint holds the backbone, so
     an empty cache is fine and the predictions equal the reference's."""
     code, log = tool_runs['done']['pdn', 'ckpt']
     assert code == 0, log[-4000:]
-    assert f"fdseg checkpoint {tool_runs['ckpt']}" in log
+    assert f'fdseg checkpoint {tool_runs["ckpt"]}' in log
     assert 'RANDOM' not in log
     _, preds = _tool_predictions(tool_runs['root'] / 'pdn_ckpt' / 'out')
     ref = _reference('pdn', data, cache, monkeypatch)

@@ -5,6 +5,7 @@ configs the tests write, so the same module object is used in-process and in
 ``tools/train.py`` subprocesses. Registered with ``force=True`` because a
 re-import under another name must not fail the tests.
 """
+
 import json
 import os
 import os.path as osp
@@ -25,14 +26,13 @@ class ToyRegressor(BaseModel):
     """A linear regressor with an MSE loss: tiny, deterministic on CPU."""
 
     def __init__(self, in_dim: int = 8, init_cfg=None, data_preprocessor=None):
-        super().__init__(
-            init_cfg=init_cfg, data_preprocessor=data_preprocessor)
+        super().__init__(init_cfg=init_cfg, data_preprocessor=data_preprocessor)
         self.linear = nn.Linear(in_dim, 1)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         pred = self.linear(inputs)
         if mode == 'loss':
-            return dict(loss=((pred - data_samples)**2).mean())
+            return dict(loss=((pred - data_samples) ** 2).mean())
         if mode == 'predict':
             return [dict(pred=p, target=t) for p, t in zip(pred, data_samples)]
         return pred
@@ -42,7 +42,7 @@ class ToyRegressor(BaseModel):
 class ToyRegressionDataset(Dataset):
     """Fixed random linear-regression samples (seeded, identical per rank)."""
 
-    metainfo = dict(classes=('toy', ))
+    metainfo = dict(classes=('toy',))
 
     def __init__(self, num_samples: int = 64, in_dim: int = 8, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
@@ -79,7 +79,7 @@ class ToyMSEMetric(BaseMetric):
 
     def process(self, data_batch, data_samples):
         for s in data_samples:
-            self.results.append(float(((s['pred'] - s['target'])**2).sum()))
+            self.results.append(float(((s['pred'] - s['target']) ** 2).sum()))
 
     def compute_metrics(self, results):
         metrics = dict(mse=sum(results) / max(len(results), 1))
@@ -100,8 +100,7 @@ class ToyDumpStateHook(Hook):
     priority = 'VERY_LOW'
 
     def _dump(self, runner, name):
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         torch.save(state, osp.join(runner.work_dir, name))
 

@@ -7,6 +7,7 @@ Examples::
     python tools/test.py configs/x.py ckpt.pth --out results --show-dir vis
     bash tools/dist_test.sh configs/x.py ckpt.pth 2
 """
+
 import argparse
 import os
 import os.path as osp
@@ -20,17 +21,25 @@ from mmengine.runner import Runner  # noqa: E402
 
 import fdseg  # noqa: E402,F401
 import fdseg.utils  # noqa: E402
-from fdseg.utils.config_checks import load_config  # noqa: E402
 from fdseg.engine import CheckpointMismatchError, finalize_dist  # noqa: E402
-from fdseg.evaluation.writers import (OutputDirError,  # noqa: E402
-                                      check_output_dirs)
+from fdseg.evaluation.writers import (
+    OutputDirError,  # noqa: E402
+    check_output_dirs,
+)
 from fdseg.registry import RUNNERS  # noqa: E402
-from fdseg.utils.checkpoints import (ChecksumMismatchError,  # noqa: E402
-                                     MissingCheckpointError)
+from fdseg.utils.checkpoints import (
+    ChecksumMismatchError,  # noqa: E402
+    MissingCheckpointError,
+)
+from fdseg.utils.config_checks import load_config  # noqa: E402
 
 # Errors whose message is the whole story: printed without a traceback.
-USER_ERRORS = (MissingCheckpointError, ChecksumMismatchError,
-               CheckpointMismatchError, OutputDirError)
+USER_ERRORS = (
+    MissingCheckpointError,
+    ChecksumMismatchError,
+    CheckpointMismatchError,
+    OutputDirError,
+)
 
 
 def register_all_modules():
@@ -46,34 +55,36 @@ def parse_args(argv=None):
         'checkpoint',
         nargs='?',
         default=None,
-        help='checkpoint file; omit for training-free methods')
+        help='checkpoint file; omit for training-free methods',
+    )
     parser.add_argument(
-        '--work-dir', help='the dir to save logs and evaluation results')
+        '--work-dir', help='the dir to save logs and evaluation results'
+    )
     parser.add_argument(
-        '--out',
-        help='dir where the metric writes predictions and metrics.json')
-    parser.add_argument(
-        '--show-dir', help='dir to save the drawn episodes (overlays)')
-    parser.add_argument(
-        '--show', action='store_true', help='show the drawn episodes')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='display time (s)')
+        '--out', help='dir where the metric writes predictions and metrics.json'
+    )
+    parser.add_argument('--show-dir', help='dir to save the drawn episodes (overlays)')
+    parser.add_argument('--show', action='store_true', help='show the drawn episodes')
+    parser.add_argument('--wait-time', type=float, default=2, help='display time (s)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override settings in the config, key=value pairs such as '
-        '"test_dataloader.dataset.shot=5"')
+        '"test_dataloader.dataset.shot=5"',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher',
+    )
     parser.add_argument(
         '--non-strict',
         action='store_true',
         help='load a checkpoint whose keys do not all match the model '
-        '(mismatched keys keep their initial values; a warning lists them)')
+        '(mismatched keys keep their initial values; a warning lists them)',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -90,8 +101,8 @@ def _set_output_dir(evaluator_cfg, out_dir: str) -> None:
     elif isinstance(evaluator_cfg, dict):
         is_evaluator = evaluator_cfg.get('type') in (
             'Evaluator',
-            'mmengine.Evaluator') or ('metrics' in evaluator_cfg
-                                      and 'type' not in evaluator_cfg)
+            'mmengine.Evaluator',
+        ) or ('metrics' in evaluator_cfg and 'type' not in evaluator_cfg)
         if is_evaluator:
             _set_output_dir(evaluator_cfg['metrics'], out_dir)
         else:
@@ -112,16 +123,16 @@ def build_cfg(args) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
 
     # Training-free methods have no checkpoint: keep the config's load_from.
     if args.checkpoint is not None:
         cfg.load_from = args.checkpoint
 
     # Unusable output paths fail here, before the first episode.
-    check_output_dirs(out=args.out, show_dir=args.show_dir,
-                      work_dir=cfg.work_dir)
+    check_output_dirs(out=args.out, show_dir=args.show_dir, work_dir=cfg.work_dir)
     if args.out is not None:
         _set_output_dir(cfg.test_evaluator, args.out)
 
@@ -132,7 +143,8 @@ def build_cfg(args) -> Config:
             draw=True,
             show_dir=args.show_dir,
             show=args.show,
-            wait_time=args.wait_time)
+            wait_time=args.wait_time,
+        )
         cfg.default_hooks = default_hooks
     return cfg
 

@@ -7,6 +7,7 @@ Examples::
     python tools/train.py configs/x.py --resume work_dirs/x/iter_10000.pth
     bash tools/dist_train.sh configs/x.py 2                # torchrun, 2 procs
 """
+
 import argparse
 import logging
 import os
@@ -23,15 +24,16 @@ from mmengine.runner import Runner  # noqa: E402
 
 import fdseg  # noqa: E402,F401
 import fdseg.utils  # noqa: E402
-from fdseg.utils.config_checks import load_config  # noqa: E402
 from fdseg.engine import CheckpointMismatchError, finalize_dist  # noqa: E402
 from fdseg.registry import RUNNERS  # noqa: E402
-from fdseg.utils.checkpoints import (ChecksumMismatchError,  # noqa: E402
-                                     MissingCheckpointError)
+from fdseg.utils.checkpoints import (
+    ChecksumMismatchError,  # noqa: E402
+    MissingCheckpointError,
+)
+from fdseg.utils.config_checks import load_config  # noqa: E402
 
 # Errors whose message is the whole story: printed without a traceback.
-USER_ERRORS = (MissingCheckpointError, ChecksumMismatchError,
-               CheckpointMismatchError)
+USER_ERRORS = (MissingCheckpointError, ChecksumMismatchError, CheckpointMismatchError)
 
 
 def register_all_modules():
@@ -50,30 +52,35 @@ def parse_args(argv=None):
         type=str,
         const='auto',
         help='resume from the given checkpoint; without a value, from the '
-        'latest checkpoint in the work dir')
+        'latest checkpoint in the work dir',
+    )
     parser.add_argument(
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic mixed precision training (CUDA only)')
+        help='enable automatic mixed precision training (CUDA only)',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override settings in the config, key=value pairs such as '
-        '"train_cfg.max_iters=1000"; lists as key="[a,b]" or key=a,b')
+        '"train_cfg.max_iters=1000"; lists as key="[a,b]" or key=a,b',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher',
+    )
     # torch.distributed.launch passes --local-rank (torch>=2.0) or
     # --local_rank; torchrun sets LOCAL_RANK instead.
     parser.add_argument(
         '--non-strict',
         action='store_true',
         help='load a checkpoint whose keys do not all match the model '
-        '(mismatched keys keep their initial values; a warning lists them)')
+        '(mismatched keys keep their initial values; a warning lists them)',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -95,26 +102,29 @@ def build_cfg(args) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
 
     if args.amp:
         if not torch.cuda.is_available():
             print_log(
                 '--amp needs CUDA; ignored on CPU.',
                 logger='current',
-                level=logging.WARNING)
-        elif cfg.optim_wrapper.get('type', 'OptimWrapper') == \
-                'AmpOptimWrapper':
+                level=logging.WARNING,
+            )
+        elif cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log(
                 'AMP training is already enabled in the config.',
                 logger='current',
-                level=logging.WARNING)
+                level=logging.WARNING,
+            )
         else:
-            assert cfg.optim_wrapper.get('type', 'OptimWrapper') == \
-                'OptimWrapper', ('`--amp` is only supported when the '
-                                 'optimizer wrapper type is `OptimWrapper`, '
-                                 f'got {cfg.optim_wrapper.type}.')
+            assert cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper', (
+                '`--amp` is only supported when the '
+                'optimizer wrapper type is `OptimWrapper`, '
+                f'got {cfg.optim_wrapper.type}.'
+            )
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
 

@@ -14,7 +14,8 @@ env_cfg = dict(
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
-    type='FewShotSegVisualizer', vis_backends=vis_backends, name='visualizer')
+    type='FewShotSegVisualizer', vis_backends=vis_backends, name='visualizer'
+)
 
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'

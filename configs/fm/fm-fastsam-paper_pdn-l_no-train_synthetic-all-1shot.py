@@ -16,5 +16,13 @@ _base_ = [
 model = dict(
     refiner=dict(
         fusion=dict(
-            _delete_=True, variant='paper', strategy='morph', tau1=0.2,
-            tau2=0.9, kernel_size=21, connectivity=4)))
+            _delete_=True,
+            variant='paper',
+            strategy='morph',
+            tau1=0.2,
+            tau2=0.9,
+            kernel_size=21,
+            connectivity=4,
+        )
+    )
+)

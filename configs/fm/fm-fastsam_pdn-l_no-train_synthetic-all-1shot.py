@@ -11,4 +11,3 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_test_only.py',
 ]
-

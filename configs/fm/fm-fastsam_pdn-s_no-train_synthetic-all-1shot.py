@@ -12,5 +12,6 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(
-        size='small',
-        init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_small')))
+        size='small', init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_small')
+    )
+)

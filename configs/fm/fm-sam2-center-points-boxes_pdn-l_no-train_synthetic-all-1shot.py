@@ -13,5 +13,4 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_test_only.py',
 ]
-model = dict(
-    refiner=dict(prompt_mode='center_points_boxes', center='centroid'))
+model = dict(refiner=dict(prompt_mode='center_points_boxes', center='centroid'))

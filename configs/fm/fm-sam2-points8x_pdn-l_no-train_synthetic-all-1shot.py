@@ -14,5 +14,5 @@ _base_ = [
     '../_base_/schedules/schedule_test_only.py',
 ]
 model = dict(
-    refiner=dict(prompt_mode='points', point_stride=8,
-                 point_sampling='raster'))
+    refiner=dict(prompt_mode='points', point_stride=8, point_sampling='raster')
+)

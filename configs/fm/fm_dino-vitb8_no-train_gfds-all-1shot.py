@@ -9,5 +9,8 @@ _base_ = [
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='DINOViT', arch='vit_base_patch8',
-        init_cfg=dict(type='Pretrained', checkpoint='dino_vitb8')))
+        type='DINOViT',
+        arch='vit_base_patch8',
+        init_cfg=dict(type='Pretrained', checkpoint='dino_vitb8'),
+    )
+)

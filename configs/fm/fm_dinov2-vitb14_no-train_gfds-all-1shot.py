@@ -9,5 +9,9 @@ _base_ = [
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='DINOv2ViT', arch='vit_base_patch14', input_size=266,
-        init_cfg=dict(type='Pretrained', checkpoint='dinov2_vitb14')))
+        type='DINOv2ViT',
+        arch='vit_base_patch14',
+        input_size=266,
+        init_cfg=dict(type='Pretrained', checkpoint='dinov2_vitb14'),
+    )
+)

@@ -9,5 +9,9 @@ _base_ = [
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='DINOv2ViT', arch='vit_small_patch14', input_size=266,
-        init_cfg=dict(type='Pretrained', checkpoint='dinov2_vits14')))
+        type='DINOv2ViT',
+        arch='vit_small_patch14',
+        input_size=266,
+        init_cfg=dict(type='Pretrained', checkpoint='dinov2_vits14'),
+    )
+)

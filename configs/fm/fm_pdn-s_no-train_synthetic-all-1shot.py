@@ -9,5 +9,9 @@ _base_ = [
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='PDNStudent', size='small', out_channels=384,
-        init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_small')))
+        type='PDNStudent',
+        size='small',
+        out_channels=384,
+        init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_small'),
+    )
+)

@@ -9,5 +9,9 @@ _base_ = [
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='ResNetLayer', arch='resnet18', out_layer='layer2',
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision_resnet18')))
+        type='ResNetLayer',
+        arch='resnet18',
+        out_layer='layer2',
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision_resnet18'),
+    )
+)

@@ -9,5 +9,9 @@ _base_ = [
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='ResNetLayer', arch='resnet50', out_layer='layer3',
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision_resnet50')))
+        type='ResNetLayer',
+        arch='resnet50',
+        out_layer='layer3',
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision_resnet50'),
+    )
+)

@@ -9,5 +9,9 @@ _base_ = [
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='ResNetLayer', arch='wide_resnet50_2', out_layer='layer2',
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision_wide_resnet50_2')))
+        type='ResNetLayer',
+        arch='wide_resnet50_2',
+        out_layer='layer2',
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision_wide_resnet50_2'),
+    )
+)

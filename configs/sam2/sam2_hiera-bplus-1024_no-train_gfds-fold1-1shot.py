@@ -12,5 +12,6 @@ _base_ = [
     '../_base_/schedules/schedule_test_only.py',
 ]
 model = dict(
-    model_cfg='base_plus', checkpoint='sam2.1_hiera_base_plus', image_size=1024)
+    model_cfg='base_plus', checkpoint='sam2.1_hiera_base_plus', image_size=1024
+)
 test_evaluator = dict(method_name='SAM2-b(1024)')

@@ -11,8 +11,7 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_test_only.py',
 ]
-model = dict(
-    model_cfg='small', checkpoint='sam2.1_hiera_small', image_size=1024)
+model = dict(model_cfg='small', checkpoint='sam2.1_hiera_small', image_size=1024)
 test_evaluator = dict(method_name='SAM2-s(1024) 5-shot')
 
 test_dataloader = dict(dataset=dict(shot=5))

@@ -11,7 +11,6 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_test_only.py',
 ]
-model = dict(
-    model_cfg='small', checkpoint='sam2.1_hiera_small', image_size=512)
+model = dict(model_cfg='small', checkpoint='sam2.1_hiera_small', image_size=512)
 
 test_dataloader = dict(dataset=dict(shot=5))

@@ -11,7 +11,6 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_test_only.py',
 ]
-model = dict(
-    model_cfg='tiny', checkpoint='sam2.1_hiera_tiny', image_size=1024)
+model = dict(model_cfg='tiny', checkpoint='sam2.1_hiera_tiny', image_size=1024)
 
 test_dataloader = dict(dataset=dict(shot=5))

@@ -11,6 +11,7 @@ Inputs follow the same conventions as the dataset
 (:mod:`fdseg.datasets.transforms.conventions`, docs/get_started.md): what is
 not unambiguous is refused with a message naming the argument.
 """
+
 import os
 import warnings
 from typing import Any, List, Optional, Sequence, Tuple, Union
@@ -22,8 +23,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from fdseg.datasets.transforms import read_image, read_mask
-from fdseg.datasets.transforms.conventions import (image_to_rgb_uint8,
-                                                   mask_to_uint8)
+from fdseg.datasets.transforms.conventions import image_to_rgb_uint8, mask_to_uint8
 from fdseg.registry import MODELS
 from fdseg.structures import EpisodeDataSample
 
@@ -32,11 +32,13 @@ from fdseg.structures import EpisodeDataSample
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, Any]
 
 
-def init_model(config: Union[str, Config],
-               checkpoint: Optional[str] = None,
-               device: str = 'cpu',
-               cfg_options: Optional[dict] = None,
-               strict: bool = True) -> torch.nn.Module:
+def init_model(
+    config: Union[str, Config],
+    checkpoint: Optional[str] = None,
+    device: str = 'cpu',
+    cfg_options: Optional[dict] = None,
+    strict: bool = True,
+) -> torch.nn.Module:
     """Build a model from a config and optionally load an fdseg checkpoint.
 
     Args:
@@ -56,6 +58,7 @@ def init_model(config: Union[str, Config],
     """
     from fdseg.engine.checkpoint import register_trusted_scheme
     from fdseg.utils import setup_config_loading
+
     setup_config_loading()  # ``_base_ = 'fdseg::...'``
     register_trusted_scheme()  # ``init_cfg`` with ``fdseg-trusted://``
     cfg = Config.fromfile(config) if isinstance(config, str) else config
@@ -63,27 +66,27 @@ def init_model(config: Union[str, Config],
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'fdseg'))
     import fdseg.utils
+
     fdseg.utils.register_all_modules(init_default_scope=False)
     model = MODELS.build(cfg.model)
     # The same rules as tools/test.py (fdseg.engine.weights): pretrained
     # files without a checkpoint; a checkpoint loads strictly.
     from fdseg.engine.checkpoint import load_trusted_checkpoint
-    from fdseg.engine.weights import (check_fdseg_checkpoint,
-                                      prepare_weights)
+    from fdseg.engine.weights import check_fdseg_checkpoint, prepare_weights
+
     prepare_weights(model, checkpoint_given=checkpoint is not None)
     if checkpoint is not None:
         ckpt = load_trusted_checkpoint(checkpoint, map_location='cpu')
         model.load_state_dict(
-            check_fdseg_checkpoint(model, ckpt, checkpoint, strict),
-            strict=strict)
+            check_fdseg_checkpoint(model, ckpt, checkpoint, strict), strict=strict
+        )
     model.cfg = cfg
     return model.to(device).eval()
 
 
 def _test_scale(cfg: Config):
     """The ``ResizeEpisode`` scale of the config's test pipeline, if any."""
-    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get(
-        'pipeline', [])
+    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])
     for t in pipeline:
         if t.get('type') == 'ResizeEpisode':
             s = t.get('scale', (256, 256))
@@ -94,6 +97,7 @@ def _test_scale(cfg: Config):
 def _is_pil(x) -> bool:
     # PIL is imported lazily: only check the type when it is loaded.
     import sys
+
     pil = sys.modules.get('PIL.Image')
     return pil is not None and isinstance(x, pil.Image)
 
@@ -119,8 +123,10 @@ def _as_items(x, arg: str, batch_ndim: Optional[int]) -> list:
         return [x]
     if isinstance(x, (list, tuple)):
         return list(x)
-    raise TypeError(f'{arg} must be a list of paths, arrays, tensors or PIL '
-                    f'images (or one of them), got {type(x).__name__}')
+    raise TypeError(
+        f'{arg} must be a list of paths, arrays, tensors or PIL '
+        f'images (or one of them), got {type(x).__name__}'
+    )
 
 
 def _to_hwc(x, arg: str) -> np.ndarray:
@@ -136,16 +142,20 @@ def _to_hwc(x, arg: str) -> np.ndarray:
     if x.ndim == 2:
         return x
     if x.ndim != 3:
-        raise ValueError(f'{arg}: expected [H, W], [H, W, C] or [C, H, W], '
-                         f'got shape {tuple(x.shape)}')
+        raise ValueError(
+            f'{arg}: expected [H, W], [H, W, C] or [C, H, W], '
+            f'got shape {tuple(x.shape)}'
+        )
     hwc, chw = x.shape[2] in (1, 3, 4), x.shape[0] in (1, 3, 4)
     if (chw_first and chw) or (chw and not hwc):
         return x.transpose(1, 2, 0)
     if hwc:
         return x
-    raise ValueError(f'{arg}: no axis of shape {tuple(x.shape)} has 1, 3 '
-                     'or 4 channels (pass several images or masks as a '
-                     'list)')
+    raise ValueError(
+        f'{arg}: no axis of shape {tuple(x.shape)} has 1, 3 '
+        'or 4 channels (pass several images or masks as a '
+        'list)'
+    )
 
 
 _PIL_KEEP = ('L', 'RGB', 'RGBA', 'I', 'I;16', 'I;16B', 'I;16L', 'F')
@@ -162,12 +172,13 @@ def _pil_array(im, arg: str, mask: bool) -> Tuple[np.ndarray, bool]:
         if im.mode == 'P':
             return np.asarray(im), True
         if im.mode not in _PIL_KEEP + ('1', 'LA'):
-            raise ValueError(f'{arg}: PIL mask of mode {im.mode!r}; pass '
-                             "mode 'L', '1', 'P' or 'I;16'")
+            raise ValueError(
+                f'{arg}: PIL mask of mode {im.mode!r}; pass '
+                "mode 'L', '1', 'P' or 'I;16'"
+            )
         return np.asarray(im), False
     if im.mode not in _PIL_KEEP:
-        alpha = im.mode in ('LA', 'PA', 'La', 'RGBa') or (
-            'transparency' in im.info)
+        alpha = im.mode in ('LA', 'PA', 'La', 'RGBa') or ('transparency' in im.info)
         im = im.convert('RGBA' if alpha else 'RGB')
     return np.asarray(im), False
 
@@ -215,20 +226,25 @@ class FewShotInferencer:
             inferred per image when None.
     """
 
-    def __init__(self,
-                 model,
-                 checkpoint: Optional[str] = None,
-                 device: str = 'cpu',
-                 scale=None,
-                 mask_threshold: int = 30,
-                 image_bit_depth: Optional[int] = None):
+    def __init__(
+        self,
+        model,
+        checkpoint: Optional[str] = None,
+        device: str = 'cpu',
+        scale=None,
+        mask_threshold: int = 30,
+        image_bit_depth: Optional[int] = None,
+    ):
         if not isinstance(model, torch.nn.Module):
             model = init_model(model, checkpoint, device)
         self.model = model.eval()
         self.device = device
         cfg = getattr(model, 'cfg', None)
-        self.scale = tuple(scale) if scale is not None else (
-            _test_scale(cfg) if cfg is not None else None) or (256, 256)
+        self.scale = (
+            tuple(scale)
+            if scale is not None
+            else (_test_scale(cfg) if cfg is not None else None) or (256, 256)
+        )
         self.mask_threshold = mask_threshold
         self.image_bit_depth = image_bit_depth
         self._support = None
@@ -242,8 +258,10 @@ class FewShotInferencer:
         elif isinstance(img, (np.ndarray, torch.Tensor)):
             arr = _to_hwc(img, arg)
         else:
-            raise TypeError(f'{arg}: expected a path, an array, a tensor or a '
-                            f'PIL image, got {type(img).__name__}')
+            raise TypeError(
+                f'{arg}: expected a path, an array, a tensor or a '
+                f'PIL image, got {type(img).__name__}'
+            )
         return image_to_rgb_uint8(arr, arg, 'rgb', self.image_bit_depth)
 
     def _load_mask(self, m, arg: str) -> np.ndarray:
@@ -251,28 +269,39 @@ class FewShotInferencer:
         setting = f'FewShotInferencer(mask_threshold={self.mask_threshold})'
         hint = 'pass a binary mask such as (mask == k) for class k'
         if _is_path(m):
-            return read_mask(os.fspath(m), 'binary',
-                             threshold=self.mask_threshold, setting=setting)
+            return read_mask(
+                os.fspath(m), 'binary', threshold=self.mask_threshold, setting=setting
+            )
         palette = False
         if _is_pil(m):
             arr, palette = _pil_array(m, arg, mask=True)
         elif isinstance(m, (np.ndarray, torch.Tensor)):
             arr = _to_hwc(m, arg)
         else:
-            raise TypeError(f'{arg}: expected a path, an array, a tensor or a '
-                            f'PIL image, got {type(m).__name__}')
-        return mask_to_uint8(arr, arg, 'binary',
-                             threshold=self.mask_threshold, palette=palette,
-                             setting=setting, index_hint=hint)
+            raise TypeError(
+                f'{arg}: expected a path, an array, a tensor or a '
+                f'PIL image, got {type(m).__name__}'
+            )
+        return mask_to_uint8(
+            arr,
+            arg,
+            'binary',
+            threshold=self.mask_threshold,
+            palette=palette,
+            setting=setting,
+            index_hint=hint,
+        )
 
     def _to_tensor(self, img: np.ndarray) -> torch.Tensor:
         img = cv2.resize(img, self.scale, interpolation=cv2.INTER_LINEAR)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
-    def set_support(self,
-                    images: Union[ImageLike, Sequence[ImageLike]],
-                    masks: Union[ImageLike, Sequence[ImageLike]],
-                    labels: Optional[Sequence[int]] = None) -> None:
+    def set_support(
+        self,
+        images: Union[ImageLike, Sequence[ImageLike]],
+        masks: Union[ImageLike, Sequence[ImageLike]],
+        labels: Optional[Sequence[int]] = None,
+    ) -> None:
         """Encode and pin a support set (K images with their masks).
 
         An empty support mask (after resizing and thresholding) adds no
@@ -299,19 +328,21 @@ class FewShotInferencer:
         images = _as_items(images, 'images', batch_ndim=4)
         masks = _as_items(masks, 'masks', batch_ndim=None)
         if len(images) != len(masks) or not images:
-            raise ValueError(f'set_support needs as many masks as images '
-                             f'(got {len(images)} images, {len(masks)} masks;'
-                             ' pass masks as a list of [H, W] masks)')
+            raise ValueError(
+                f'set_support needs as many masks as images '
+                f'(got {len(images)} images, {len(masks)} masks;'
+                ' pass masks as a list of [H, W] masks)'
+            )
         lab = self._check_labels(labels, len(images))
         imgs, ms = [], []
         for i, (im, m) in enumerate(zip(images, masks)):
             im = self._load_img(im, f'images[{i}]')
-            name = f'masks[{i}]' + (f' ({os.fspath(m)})' if _is_path(m)
-                                    else '')
+            name = f'masks[{i}]' + (f' ({os.fspath(m)})' if _is_path(m) else '')
             m = self._load_mask(m, name)
             if m.shape[:2] != im.shape[:2]:
-                raise ValueError(f'support {i}: mask is {m.shape[:2]} but '
-                                 f'image is {im.shape[:2]}')
+                raise ValueError(
+                    f'support {i}: mask is {m.shape[:2]} but image is {im.shape[:2]}'
+                )
             m = cv2.resize(m, self.scale, interpolation=cv2.INTER_LINEAR)
             fg = m > self.mask_threshold
             if not fg.any() or fg.all():
@@ -319,12 +350,15 @@ class FewShotInferencer:
                     f'{name} is {"empty" if not fg.any() else "full"} at the '
                     f'network size {self.scale[0]}x{self.scale[1]} (mask > '
                     f'{self.mask_threshold}): support {i} adds no '
-                    f'{"foreground" if not fg.any() else "background"}')
+                    f'{"foreground" if not fg.any() else "background"}'
+                )
             imgs.append(self._to_tensor(im))
             ms.append(torch.from_numpy(fg.astype(np.int64)))
         self.model.set_support(
-            torch.stack(imgs).to(self.device), torch.stack(ms).to(self.device),
-            lab.to(self.device))
+            torch.stack(imgs).to(self.device),
+            torch.stack(ms).to(self.device),
+            lab.to(self.device),
+        )
         self._support = len(imgs)
 
     @staticmethod
@@ -333,15 +367,17 @@ class FewShotInferencer:
         if labels is None:
             return torch.ones(n, dtype=torch.long)
         if isinstance(labels, (str, bytes)) or np.ndim(labels) != 1:
-            raise ValueError(f'labels must be a list of {n} ints (one per '
-                             f'support), got {labels!r}')
-        vals = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor)
-                          else labels)
+            raise ValueError(
+                f'labels must be a list of {n} ints (one per support), got {labels!r}'
+            )
+        vals = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
         if len(vals) != n:
-            raise ValueError(f'labels has {len(vals)} entries for {n} '
-                             'supports')
-        if vals.dtype == bool or not np.issubdtype(vals.dtype, np.number) \
-                or (vals != np.round(vals)).any():
+            raise ValueError(f'labels has {len(vals)} entries for {n} supports')
+        if (
+            vals.dtype == bool
+            or not np.issubdtype(vals.dtype, np.number)
+            or (vals != np.round(vals)).any()
+        ):
             raise ValueError(f'labels must be integers, got {list(labels)}')
         vals = vals.astype(np.int64)
         ways = sorted(set(vals.tolist()))
@@ -349,12 +385,14 @@ class FewShotInferencer:
             raise ValueError(
                 f'labels must cover the ways 1..N (0 is the background, a '
                 f'way without a support is never predicted), got '
-                f'{vals.tolist()}')
+                f'{vals.tolist()}'
+            )
         return torch.from_numpy(vals)
 
     @torch.no_grad()
-    def __call__(self, queries: Union[ImageLike, Sequence[ImageLike]],
-                 batch_size: int = 8) -> List[np.ndarray]:
+    def __call__(
+        self, queries: Union[ImageLike, Sequence[ImageLike]], batch_size: int = 8
+    ) -> List[np.ndarray]:
         """Segment queries; returns ``[H, W]`` uint8 label maps (0 = bg).
 
         Args:
@@ -370,22 +408,26 @@ class FewShotInferencer:
         for b in range(0, len(queries), batch_size):
             chunk = [
                 self._load_img(q, f'queries[{b + i}]')
-                for i, q in enumerate(queries[b:b + batch_size])
+                for i, q in enumerate(queries[b : b + batch_size])
             ]
             samples = []
             for q in chunk:
                 s = EpisodeDataSample()
                 s.set_metainfo(
-                    dict(ori_shape=q.shape[:2],
-                         img_shape=(self.scale[1], self.scale[0])))
+                    dict(
+                        ori_shape=q.shape[:2], img_shape=(self.scale[1], self.scale[0])
+                    )
+                )
                 samples.append(s)
             data = self.model.data_preprocessor(
-                dict(inputs=[self._to_tensor(q) for q in chunk],
-                     data_samples=samples))
+                dict(inputs=[self._to_tensor(q) for q in chunk], data_samples=samples)
+            )
             res = self.model.predict(data['inputs'], data['data_samples'])
             for q, r in zip(chunk, res):
                 pred = r.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
                 out.append(
-                    cv2.resize(pred, (q.shape[1], q.shape[0]),
-                               interpolation=cv2.INTER_NEAREST))
+                    cv2.resize(
+                        pred, (q.shape[1], q.shape[0]), interpolation=cv2.INTER_NEAREST
+                    )
+                )
         return out

@@ -8,19 +8,42 @@
 * :mod:`.splits`: the product specs of a split (``all``, folds, in-domain).
 * :mod:`.paper_table4`: the paper's Table-4 numbers.
 """
+
 from .gfds import FOLDS, GFDS, IN_DOMAIN_TEST_CLASS
 from .product import Product
 from .real_defects import REAL_DEFECTS
-from .splits import (fold_products, gfds_products, in_domain_split,
-                     split_products)
-from .table import (BENCHMARKS, GFDS_PRODUCTS, PRODUCTS, benchmark_categories,
-                    gfds_order, official_key, part_map, register_product,
-                    resolve_product, unregister_product)
+from .splits import fold_products, gfds_products, in_domain_split, split_products
+from .table import (
+    BENCHMARKS,
+    GFDS_PRODUCTS,
+    PRODUCTS,
+    benchmark_categories,
+    gfds_order,
+    official_key,
+    part_map,
+    register_product,
+    resolve_product,
+    unregister_product,
+)
 
 __all__ = [
-    'Product', 'GFDS', 'FOLDS', 'IN_DOMAIN_TEST_CLASS', 'REAL_DEFECTS',
-    'PRODUCTS', 'GFDS_PRODUCTS', 'BENCHMARKS', 'register_product',
-    'unregister_product', 'gfds_order', 'resolve_product',
-    'benchmark_categories', 'official_key', 'part_map', 'gfds_products',
-    'fold_products', 'in_domain_split', 'split_products'
+    'Product',
+    'GFDS',
+    'FOLDS',
+    'IN_DOMAIN_TEST_CLASS',
+    'REAL_DEFECTS',
+    'PRODUCTS',
+    'GFDS_PRODUCTS',
+    'BENCHMARKS',
+    'register_product',
+    'unregister_product',
+    'gfds_order',
+    'resolve_product',
+    'benchmark_categories',
+    'official_key',
+    'part_map',
+    'gfds_products',
+    'fold_products',
+    'in_domain_split',
+    'split_products',
 ]

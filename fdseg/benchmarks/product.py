@@ -1,4 +1,5 @@
 """One product of a benchmark (a column of Table 4), as frozen data."""
+
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Mapping, Optional, Tuple
@@ -69,19 +70,24 @@ class Product:
         if not self.categories:
             raise ValueError(f'product {key!r}: categories is empty')
         if self.mask_mode not in ('binary', 'index'):
-            raise ValueError(f'product {key!r}: mask_mode must be "binary" '
-                             f'or "index", got {self.mask_mode!r}')
+            raise ValueError(
+                f'product {key!r}: mask_mode must be "binary" '
+                f'or "index", got {self.mask_mode!r}'
+            )
         if self.parts is not None and len(self.categories) != 1:
             # Each part is one benchmark category, as DAGM's Class<k>/bad.
-            raise ValueError(f'product {key!r}: a product with parts has '
-                             'one category per part folder')
+            raise ValueError(
+                f'product {key!r}: a product with parts has '
+                'one category per part folder'
+            )
         parts = tuple(self.parts) if self.parts is not None else None
         units = parts if parts is not None else tuple(self.categories)
         counts = dict(self.counts or {})
         unknown = set(counts) - set(units)
         if unknown:
-            raise ValueError(f'product {key!r}: counts for undeclared '
-                             f'categories {sorted(unknown)}')
+            raise ValueError(
+                f'product {key!r}: counts for undeclared categories {sorted(unknown)}'
+            )
         total = self.total
         if total is None and all(counts.get(u) is not None for u in units):
             total = sum(counts[u] for u in units)

@@ -12,17 +12,25 @@
 The result is a list of ``products`` entries (ProductSpec dicts) of
 :class:`~fdseg.datasets.FewShotDefectDataset`. Pure Python.
 """
+
 from typing import Dict, List, Optional, Sequence, Union
 
 from .gfds import FOLDS, IN_DOMAIN_TEST_CLASS
-from .table import (BENCHMARKS, PRODUCTS, benchmark_categories, gfds_order,
-                    resolve_product)
+from .table import (
+    BENCHMARKS,
+    PRODUCTS,
+    benchmark_categories,
+    gfds_order,
+    resolve_product,
+)
 
 
-def gfds_products(names: Optional[Sequence[str]] = None,
-                  categories: Optional[Dict[str, Sequence[str]]] = None,
-                  exclude: Optional[Dict[str, Sequence[str]]] = None,
-                  include_good: Optional[bool] = None) -> List[dict]:
+def gfds_products(
+    names: Optional[Sequence[str]] = None,
+    categories: Optional[Dict[str, Sequence[str]]] = None,
+    exclude: Optional[Dict[str, Sequence[str]]] = None,
+    include_good: Optional[bool] = None,
+) -> List[dict]:
     """``products`` entries of :class:`FewShotDefectDataset` for products.
 
     Args:
@@ -38,8 +46,7 @@ def gfds_products(names: Optional[Sequence[str]] = None,
         list[dict]: ProductSpec dicts (DAGM expands to ten).
     """
     keys = [resolve_product(n) for n in (names or gfds_order())]
-    categories = {resolve_product(k): list(v)
-                  for k, v in (categories or {}).items()}
+    categories = {resolve_product(k): list(v) for k, v in (categories or {}).items()}
     exclude = {resolve_product(k): set(v) for k, v in (exclude or {}).items()}
     specs = []
     for key in keys:
@@ -48,28 +55,37 @@ def gfds_products(names: Optional[Sequence[str]] = None,
         keep = categories.get(key, units)
         bad = [c for c in keep if c not in units]
         if bad:
-            raise KeyError(f'product {key!r} has no categories {bad} '
-                           f'(declared: {units})')
-        keep = [c for c in units if c in keep and c not in exclude.get(
-            key, ())]
-        common = dict(
-            mask_mode=entry.mask_mode,
-            mask_threshold=entry.mask_threshold)
+            raise KeyError(
+                f'product {key!r} has no categories {bad} (declared: {units})'
+            )
+        keep = [c for c in units if c in keep and c not in exclude.get(key, ())]
+        common = dict(mask_mode=entry.mask_mode, mask_threshold=entry.mask_threshold)
         if entry.mask_mode == 'index':
             common['index_map'] = dict(entry.index_map)
         if entry.parts:
             for part in keep:
-                specs.append(dict(
-                    name=part, folder=part,
-                    categories=list(entry.categories),
-                    display_names={
-                        c: entry.display_names.get(part, part)
-                        for c in entry.categories},
-                    **common))
+                specs.append(
+                    dict(
+                        name=part,
+                        folder=part,
+                        categories=list(entry.categories),
+                        display_names={
+                            c: entry.display_names.get(part, part)
+                            for c in entry.categories
+                        },
+                        **common,
+                    )
+                )
         elif keep:
-            specs.append(dict(
-                name=key, folder=entry.folder, categories=keep,
-                display_names=dict(entry.display_names), **common))
+            specs.append(
+                dict(
+                    name=key,
+                    folder=entry.folder,
+                    categories=keep,
+                    display_names=dict(entry.display_names),
+                    **common,
+                )
+            )
     return specs
 
 
@@ -91,8 +107,9 @@ def fold_products(fold: Union[int, str], subset: str = 'test') -> List[str]:
     raise ValueError(f"subset must be 'test' or 'train', got {subset!r}")
 
 
-def in_domain_split(product: str, subset: str = 'test',
-                    held_out: Optional[Dict[str, str]] = None) -> List[str]:
+def in_domain_split(
+    product: str, subset: str = 'test', held_out: Optional[Dict[str, str]] = None
+) -> List[str]:
     """Categories of ``product`` in the in-domain split (Sec. 6.1.1).
 
     Args:
@@ -105,14 +122,17 @@ def in_domain_split(product: str, subset: str = 'test',
     table = dict(IN_DOMAIN_TEST_CLASS)
     table.update({resolve_product(k): v for k, v in (held_out or {}).items()})
     if key not in table:
-        raise KeyError(f'product {key!r} has no in-domain split (products '
-                       f'with one: {list(table)}); Kol and DAGM have a '
-                       'single category per product')
+        raise KeyError(
+            f'product {key!r} has no in-domain split (products '
+            f'with one: {list(table)}); Kol and DAGM have a '
+            'single category per product'
+        )
     units = benchmark_categories(key)
     test = table[key]
     if test not in units:
-        raise KeyError(f'in-domain test class {test!r} is not a category of '
-                       f'{key!r} ({units})')
+        raise KeyError(
+            f'in-domain test class {test!r} is not a category of {key!r} ({units})'
+        )
     if subset == 'test':
         return [test]
     if subset == 'train':
@@ -120,10 +140,13 @@ def in_domain_split(product: str, subset: str = 'test',
     raise ValueError(f"subset must be 'test' or 'train', got {subset!r}")
 
 
-def split_products(split: str = 'all', subset: str = 'test',
-                   products: Optional[Sequence[str]] = None,
-                   held_out: Optional[Dict[str, str]] = None,
-                   benchmark: str = 'gfds') -> List[dict]:
+def split_products(
+    split: str = 'all',
+    subset: str = 'test',
+    products: Optional[Sequence[str]] = None,
+    held_out: Optional[Dict[str, str]] = None,
+    benchmark: str = 'gfds',
+) -> List[dict]:
     """ProductSpec dicts of a benchmark split.
 
     Args:
@@ -141,14 +164,16 @@ def split_products(split: str = 'all', subset: str = 'test',
         raise ValueError(f"subset must be 'test' or 'train', got {subset!r}")
     if split == 'all':
         if subset == 'train':
-            raise ValueError("split='all' has no training subset; use a fold "
-                             "or 'in-domain'")
+            raise ValueError(
+                "split='all' has no training subset; use a fold or 'in-domain'"
+            )
         if products:
             # Named products need no benchmark: any declared one will do.
             keys = list(dict.fromkeys(resolve_product(p) for p in products))
         elif benchmark not in BENCHMARKS:
-            raise KeyError(f'unknown benchmark {benchmark!r}; declared: '
-                           f'{list(BENCHMARKS)}')
+            raise KeyError(
+                f'unknown benchmark {benchmark!r}; declared: {list(BENCHMARKS)}'
+            )
         else:
             keys = list(BENCHMARKS[benchmark])
         cats = None
@@ -156,21 +181,21 @@ def split_products(split: str = 'all', subset: str = 'test',
         keys, cats = fold_products(split, subset), None
     elif split in ('in-domain', 'in_domain', 'indomain'):
         table = dict(IN_DOMAIN_TEST_CLASS)
-        table.update({resolve_product(k): v
-                      for k, v in (held_out or {}).items()})
+        table.update({resolve_product(k): v for k, v in (held_out or {}).items()})
         keys = [k for k in gfds_order() if k in table]
         cats = {k: in_domain_split(k, subset, held_out) for k in keys}
     else:
-        raise ValueError(f"unknown split {split!r}; choose 'all', "
-                         f"{', '.join(repr(f) for f in FOLDS)} or "
-                         "'in-domain'")
+        raise ValueError(
+            f"unknown split {split!r}; choose 'all', "
+            f'{", ".join(repr(f) for f in FOLDS)} or '
+            "'in-domain'"
+        )
     if products:
         want = [resolve_product(p) for p in products]
         missing = [p for p in want if p not in keys]
         if missing:
-            raise KeyError(f'products {missing} are not in split {split!r} '
-                           f'({subset}): {keys}')
+            raise KeyError(
+                f'products {missing} are not in split {split!r} ({subset}): {keys}'
+            )
         keys = [k for k in keys if k in want]
     return gfds_products(keys, categories=cats)
-
-

@@ -11,6 +11,7 @@ a product of another benchmark)::
                      counts=dict(color=8, hole=10, scratch=21),
                      source='MVTec AD', benchmark='gfds')
 """
+
 from typing import Dict, List, Optional, Sequence
 
 from .gfds import GFDS
@@ -21,7 +22,8 @@ from .real_defects import REAL_DEFECTS
 PRODUCTS: Dict[str, Product] = {p.key: p for p in (*GFDS, *REAL_DEFECTS)}
 #: The GFDS products (``benchmark='gfds'``), in Table-4 column order.
 GFDS_PRODUCTS: Dict[str, Product] = {
-    k: p for k, p in PRODUCTS.items() if p.benchmark == 'gfds'}
+    k: p for k, p in PRODUCTS.items() if p.benchmark == 'gfds'
+}
 #: Benchmarks: name -> product keys in report order.
 BENCHMARKS: Dict[str, List[str]] = {}
 for _p in PRODUCTS.values():
@@ -43,8 +45,9 @@ def register_product(key: str, overwrite: bool = False, **fields) -> Product:
         Product: The stored declaration.
     """
     if key in PRODUCTS and not overwrite:
-        raise KeyError(f'product {key!r} is already declared; pass '
-                       'overwrite=True to replace it')
+        raise KeyError(
+            f'product {key!r} is already declared; pass overwrite=True to replace it'
+        )
     entry = Product(key, **fields)
     if key in PRODUCTS:
         unregister_product(key)
@@ -84,8 +87,10 @@ def resolve_product(name: str) -> str:
         names = [key, entry.folder, entry.display, *entry.aliases]
         if any(low == n.lower() for n in names if n):
             return key
-    raise KeyError(f'unknown product {name!r}; declared: {list(PRODUCTS)} '
-                   '(declare more with fdseg.benchmarks.register_product)')
+    raise KeyError(
+        f'unknown product {name!r}; declared: {list(PRODUCTS)} '
+        '(declare more with fdseg.benchmarks.register_product)'
+    )
 
 
 def benchmark_categories(name: str) -> List[str]:
@@ -112,8 +117,7 @@ def part_map(products: Optional[Sequence[str]] = None) -> Dict[str, tuple]:
     Only products with ``parts`` appear: DAGM's ``Class3`` maps to
     ``('DAGM', 'Class3')``. Used to report DAGM as one Table-4 product.
     """
-    keys = [resolve_product(p) for p in products] if products else list(
-        PRODUCTS)
+    keys = [resolve_product(p) for p in products] if products else list(PRODUCTS)
     out = {}
     for key in keys:
         for part in PRODUCTS[key].parts or ():

@@ -17,6 +17,7 @@ Masks are read by the rules of :mod:`fdseg.datasets.transforms.conventions`
 product setting where the convention does not fit), and a category none of
 whose masks has foreground is an error at construction.
 """
+
 import copy
 import os
 import os.path as osp
@@ -29,13 +30,14 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from fdseg.registry import DATASETS
+
 from .transforms.conventions import IMG_EXTENSIONS
 from .transforms.episode_transforms import read_mask
 
 GOOD = 'good'
 #: What operating systems and archivers drop into folders (lower-case).
 JUNK_FILES = ('thumbs.db', 'desktop.ini')
-JUNK_DIRS = ('__macosx', )
+JUNK_DIRS = ('__macosx',)
 
 
 def _as_list(value, what: str) -> list:
@@ -53,8 +55,7 @@ def _as_list(value, what: str) -> list:
         raise TypeError(f'{what} must be a list, got {value!r}') from None
 
 
-def list_folder(folder: str, dirs: bool = False
-                ) -> Tuple[List[str], List[str]]:
+def list_folder(folder: str, dirs: bool = False) -> Tuple[List[str], List[str]]:
     """Entries of ``folder`` that are data, and the paths that are not.
 
     Args:
@@ -73,16 +74,21 @@ def list_folder(folder: str, dirs: bool = False
         for e in it:
             name = e.name
             if dirs:
-                ok = (e.is_dir() and not name.startswith('.')
-                      and name.lower() not in JUNK_DIRS)
+                ok = (
+                    e.is_dir()
+                    and not name.startswith('.')
+                    and name.lower() not in JUNK_DIRS
+                )
             else:
                 # A broken link with an image suffix stays: reading it names
                 # it. is_dir follows links (symlinked images are common).
-                ok = (not name.startswith('.')
-                      and name.lower() not in JUNK_FILES and not e.is_dir()
-                      and name.lower().endswith(IMG_EXTENSIONS))
-            (kept if ok else skipped).append(name if ok else osp.join(
-                folder, name))
+                ok = (
+                    not name.startswith('.')
+                    and name.lower() not in JUNK_FILES
+                    and not e.is_dir()
+                    and name.lower().endswith(IMG_EXTENSIONS)
+                )
+            (kept if ok else skipped).append(name if ok else osp.join(folder, name))
     return sorted(kept), sorted(skipped)
 
 
@@ -95,7 +101,8 @@ def _by_stem(folder: str, names: List[str]) -> Dict[str, str]:
             raise ValueError(
                 f'{osp.join(folder, out[stem])} and {osp.join(folder, f)} '
                 f'have the same stem {stem!r}: images and masks pair by '
-                'stem, so keep only one of them')
+                'stem, so keep only one of them'
+            )
         out[stem] = f
     return out
 
@@ -125,30 +132,35 @@ class ProductSpec:
     A single string for ``categories`` or ``exclude`` is one category.
     """
 
-    def __init__(self,
-                 name: str,
-                 categories: Optional[Sequence[str]] = None,
-                 exclude: Sequence[str] = (),
-                 mask_mode: str = 'binary',
-                 mask_threshold: int = 30,
-                 index_map: Optional[Dict[str, int]] = None,
-                 display_names: Optional[Dict[str, str]] = None,
-                 folder: Optional[str] = None,
-                 image_bit_depth: Optional[int] = None,
-                 **kwargs):
+    def __init__(
+        self,
+        name: str,
+        categories: Optional[Sequence[str]] = None,
+        exclude: Sequence[str] = (),
+        mask_mode: str = 'binary',
+        mask_threshold: int = 30,
+        index_map: Optional[Dict[str, int]] = None,
+        display_names: Optional[Dict[str, str]] = None,
+        folder: Optional[str] = None,
+        image_bit_depth: Optional[int] = None,
+        **kwargs,
+    ):
         if mask_mode not in ('binary', 'index'):
-            raise ValueError(f'product {name!r}: mask_mode must be "binary" '
-                             f'or "index", got {mask_mode!r}')
+            raise ValueError(
+                f'product {name!r}: mask_mode must be "binary" '
+                f'or "index", got {mask_mode!r}'
+            )
         if kwargs:
-            raise TypeError(f'product {name!r}: unknown keys '
-                            f'{sorted(kwargs)}')
+            raise TypeError(f'product {name!r}: unknown keys {sorted(kwargs)}')
         self.name = name
         self.folder = folder or name
         self.categories = _as_list(categories, f'product {name!r}: categories')
         self.exclude = set(_as_list(exclude, f'product {name!r}: exclude'))
         if image_bit_depth is not None and not 8 <= image_bit_depth <= 16:
-            raise ValueError(f'product {name!r}: image_bit_depth must be in '
-                             f'8..16, got {image_bit_depth!r}')
+            raise ValueError(
+                f'product {name!r}: image_bit_depth must be in '
+                f'8..16, got {image_bit_depth!r}'
+            )
         self.image_bit_depth = image_bit_depth
         self.mask_mode = mask_mode
         self.mask_threshold = int(mask_threshold)
@@ -192,41 +204,46 @@ class FewShotDefectDataset(BaseDataset):
 
     METAINFO = dict(classes=('background', 'defect'))
 
-    def __init__(self,
-                 data_root: str,
-                 products: Sequence[Union[str, dict]],
-                 shot: int = 1,
-                 way: int = 1,
-                 seed: int = 0,
-                 way_pool: str = 'all',
-                 insufficient_support: str = 'reduce',
-                 include_good: bool = False,
-                 missing_mask: str = 'error',
-                 max_episodes_per_category: Optional[int] = None,
-                 pipeline: Sequence = (),
-                 test_mode: bool = True,
-                 lazy_init: bool = False,
-                 **kwargs):
+    def __init__(
+        self,
+        data_root: str,
+        products: Sequence[Union[str, dict]],
+        shot: int = 1,
+        way: int = 1,
+        seed: int = 0,
+        way_pool: str = 'all',
+        insufficient_support: str = 'reduce',
+        include_good: bool = False,
+        missing_mask: str = 'error',
+        max_episodes_per_category: Optional[int] = None,
+        pipeline: Sequence = (),
+        test_mode: bool = True,
+        lazy_init: bool = False,
+        **kwargs,
+    ):
         if shot < 1:
             raise ValueError(f'shot must be >= 1, got {shot}')
         if way < 1:
             raise ValueError(f'way must be >= 1, got {way}')
         if way_pool not in ('all', 'product'):
-            raise ValueError(f'way_pool must be "all" or "product", got '
-                             f'{way_pool!r}')
+            raise ValueError(f'way_pool must be "all" or "product", got {way_pool!r}')
         if insufficient_support not in ('reduce', 'error'):
-            raise ValueError('insufficient_support must be "reduce" or '
-                             f'"error", got {insufficient_support!r}')
+            raise ValueError(
+                'insufficient_support must be "reduce" or '
+                f'"error", got {insufficient_support!r}'
+            )
         if missing_mask not in ('error', 'skip'):
-            raise ValueError('missing_mask must be "error" or "skip", got '
-                             f'{missing_mask!r}')
+            raise ValueError(
+                f'missing_mask must be "error" or "skip", got {missing_mask!r}'
+            )
         products = _as_list(products, 'products')
         if not products:
-            raise ValueError('products is empty: name at least one product '
-                             f'folder under {data_root!r}')
+            raise ValueError(
+                'products is empty: name at least one product '
+                f'folder under {data_root!r}'
+            )
         self.products = [
-            ProductSpec(**(dict(name=p) if isinstance(p, str) else p))
-            for p in products
+            ProductSpec(**(dict(name=p) if isinstance(p, str) else p)) for p in products
         ]
         self.shot = shot
         self.way = way
@@ -242,7 +259,8 @@ class FewShotDefectDataset(BaseDataset):
             test_mode=test_mode,
             lazy_init=lazy_init,
             serialize_data=True,
-            **kwargs)
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------
     # listing
@@ -254,8 +272,7 @@ class FewShotDefectDataset(BaseDataset):
     def _list_category(self, spec: ProductSpec, category: str) -> List[dict]:
         """Image records of one category, paired with masks by stem."""
         img_dir = osp.join(self.data_root, spec.folder, 'images', category)
-        gt_dir = osp.join(self.data_root, spec.folder, 'ground_truth',
-                          category)
+        gt_dir = osp.join(self.data_root, spec.folder, 'ground_truth', category)
         names, skipped = list_folder(img_dir)
         self._skip(skipped)
         imgs = _by_stem(img_dir, names)
@@ -274,12 +291,14 @@ class FewShotDefectDataset(BaseDataset):
             if category != GOOD:
                 mask_path = masks.get(stem)
                 if mask_path is None:
-                    msg = (f'{osp.join(img_dir, f)} has no mask in {gt_dir} '
-                           f'(expected {stem}.<ext>)')
+                    msg = (
+                        f'{osp.join(img_dir, f)} has no mask in {gt_dir} '
+                        f'(expected {stem}.<ext>)'
+                    )
                     if self.missing_mask == 'error':
                         raise FileNotFoundError(
-                            msg + "; set missing_mask='skip' to leave such "
-                            'images out')
+                            msg + "; set missing_mask='skip' to leave such images out"
+                        )
                     warnings.warn(msg + ': skipped')
                     continue
             records.append(
@@ -289,7 +308,8 @@ class FewShotDefectDataset(BaseDataset):
                     stem=stem,
                     product=spec.name,
                     category=category,
-                ))
+                )
+            )
         return records
 
     def _category_dirs(self, spec: ProductSpec) -> List[str]:
@@ -298,7 +318,8 @@ class FewShotDefectDataset(BaseDataset):
         if not osp.isdir(img_root):
             raise FileNotFoundError(
                 f'product {spec.name!r}: {img_root} does not exist (expected '
-                '<data_root>/<product>/images/<category>/*)')
+                '<data_root>/<product>/images/<category>/*)'
+            )
         found, skipped = list_folder(img_root, dirs=True)
         self._skip(skipped)
         return found
@@ -311,7 +332,8 @@ class FewShotDefectDataset(BaseDataset):
             if missing:
                 raise FileNotFoundError(
                     f'product {spec.name!r}: categories {missing} not found '
-                    f'in {img_root} (found: {found})')
+                    f'in {img_root} (found: {found})'
+                )
             cats = list(spec.categories)
         else:
             cats = [c for c in found if c != GOOD]
@@ -322,17 +344,17 @@ class FewShotDefectDataset(BaseDataset):
         class_values = None
         if spec.mask_mode == 'index':
             class_values = sorted(
-                {self._mask_value(spec, c)
-                 for c in self._categories_of_cached(spec)}
-                | {int(v) for v in spec.index_map.values()})
+                {self._mask_value(spec, c) for c in self._categories_of_cached(spec)}
+                | {int(v) for v in spec.index_map.values()}
+            )
         return dict(
             mask_mode=spec.mask_mode,
             mask_threshold=spec.mask_threshold,
             class_values=class_values,
-            bit_depth=spec.image_bit_depth)
+            bit_depth=spec.image_bit_depth,
+        )
 
-    def _check_foreground(self, spec: ProductSpec, key: str,
-                          recs: List[dict]) -> None:
+    def _check_foreground(self, spec: ProductSpec, key: str, recs: List[dict]) -> None:
         """Raise if no mask of a category has foreground.
 
         Reads masks in sorted order and stops at the first with foreground,
@@ -348,22 +370,33 @@ class FewShotDefectDataset(BaseDataset):
         value = self._mask_value(spec, category)
         paths = [r['seg_map_path'] for r in recs if r['seg_map_path']]
         for path in paths:
-            m = read_mask(path, spec.mask_mode, value,
-                          threshold=spec.mask_threshold,
-                          class_values=conv['class_values'],
-                          setting=f'product {spec.name!r}')
-            fg = m.any() if spec.mask_mode == 'index' else (
-                m > spec.mask_threshold).any()
+            m = read_mask(
+                path,
+                spec.mask_mode,
+                value,
+                threshold=spec.mask_threshold,
+                class_values=conv['class_values'],
+                setting=f'product {spec.name!r}',
+            )
+            fg = (
+                m.any()
+                if spec.mask_mode == 'index'
+                else (m > spec.mask_threshold).any()
+            )
             if fg:
                 return
-        rule = (f'== {value} (index_map)' if spec.mask_mode == 'index' else
-                f'> mask_threshold {spec.mask_threshold}')
+        rule = (
+            f'== {value} (index_map)'
+            if spec.mask_mode == 'index'
+            else f'> mask_threshold {spec.mask_threshold}'
+        )
         raise ValueError(
             f'category {key}: none of its {len(paths)} masks has a '
             f'foreground pixel (mask {rule}), e.g. {paths[0] if paths else "-"}'
             '; its metrics would be NaN. Check mask_mode / mask_threshold / '
             f'index_map of product {spec.name!r} and the ground_truth folder, '
-            'or leave the category out (exclude=...)')
+            'or leave the category out (exclude=...)'
+        )
 
     # ------------------------------------------------------------------
     # episodes
@@ -378,8 +411,7 @@ class FewShotDefectDataset(BaseDataset):
 
     def _draw(self, rng, pool: List[dict], k: int, exclude_stem=None):
         candidates = [r for r in pool if r['stem'] != exclude_stem]
-        idx = rng.choice(len(candidates), size=min(k, len(candidates)),
-                         replace=False)
+        idx = rng.choice(len(candidates), size=min(k, len(candidates)), replace=False)
         return [candidates[i] for i in sorted(idx)]
 
     def load_data_list(self) -> List[dict]:
@@ -398,15 +430,20 @@ class FewShotDefectDataset(BaseDataset):
                 if len(recs) < 2:
                     raise ValueError(
                         f'category {key} has {len(recs)} image(s): an '
-                        'episode needs a query and at least one support')
+                        'episode needs a query and at least one support'
+                    )
                 if len(recs) < self.shot + 1:
-                    msg = (f'category {key} has {len(recs)} images, fewer '
-                           f'than shot + 1 = {self.shot + 1}')
+                    msg = (
+                        f'category {key} has {len(recs)} images, fewer '
+                        f'than shot + 1 = {self.shot + 1}'
+                    )
                     if self.insufficient_support == 'error':
                         raise ValueError(msg)
                     print_log(
                         msg + f': its episodes use {len(recs) - 1} supports',
-                        logger='current', level=30)
+                        logger='current',
+                        level=30,
+                    )
                 by_cat[key] = recs
             good_dir = osp.join(self.data_root, spec.folder, 'images', GOOD)
             if self.include_good and osp.isdir(good_dir):
@@ -416,7 +453,8 @@ class FewShotDefectDataset(BaseDataset):
             warnings.warn(
                 f'{len(skipped)} entries in the data folders are not images '
                 f'and were skipped (hidden / AppleDouble files, Thumbs.db, '
-                f'folders, other suffixes), e.g. {skipped[0]}')
+                f'folders, other suffixes), e.g. {skipped[0]}'
+            )
         if not by_cat:
             raise ValueError(f'no categories selected under {self.data_root}')
         conventions = {s.name: self._convention(s) for s in self.products}
@@ -427,27 +465,28 @@ class FewShotDefectDataset(BaseDataset):
 
         def make_episode(query: dict, cat_key: str, is_good: bool):
             spec = specs[query['product']]
-            qid = f"{query['product']}/{query['category']}/{query['stem']}"
+            qid = f'{query["product"]}/{query["category"]}/{query["stem"]}'
             rng = self._rng('episode', cat_key, qid)
             ways = [cat_key]
             if self.way > 1:
                 pool = [
-                    k for k in cat_keys if k != cat_key and (
-                        self.way_pool == 'all'
-                        or k.split('/')[0] == query['product'])
+                    k
+                    for k in cat_keys
+                    if k != cat_key
+                    and (self.way_pool == 'all' or k.split('/')[0] == query['product'])
                 ]
                 if len(pool) < self.way - 1:
                     raise ValueError(
                         f'{self.way}-way episodes need {self.way - 1} other '
                         f'categories for {cat_key}, only {len(pool)} '
-                        f'available (way_pool={self.way_pool!r})')
+                        f'available (way_pool={self.way_pool!r})'
+                    )
                 extra = rng.choice(len(pool), self.way - 1, replace=False)
                 ways += [pool[i] for i in extra]
                 rng.shuffle(ways)
             supports, labels = [], []
             for w, wk in enumerate(ways):
-                exclude = query['stem'] if wk == cat_key and not is_good \
-                    else None
+                exclude = query['stem'] if wk == cat_key and not is_good else None
                 drawn = self._draw(rng, by_cat[wk], self.shot, exclude)
                 supports += drawn
                 labels += [w + 1] * len(drawn)
@@ -460,7 +499,8 @@ class FewShotDefectDataset(BaseDataset):
                 category_key=cat_key,
                 category_id=cat_ids[cat_key],
                 display_name=spec.display_names.get(
-                    cat_key.split('/', 1)[1], cat_key.split('/', 1)[1]),
+                    cat_key.split('/', 1)[1], cat_key.split('/', 1)[1]
+                ),
                 query_label=ways.index(cat_key) + 1,
                 way_categories=ways,
                 is_good=is_good,
@@ -469,24 +509,25 @@ class FewShotDefectDataset(BaseDataset):
                 support_mask_paths=[s['seg_map_path'] for s in supports],
                 support_labels=labels,
                 support_mask_values=[
-                    self._mask_value(sp[s['product']], s['category'])
-                    for s in supports
+                    self._mask_value(sp[s['product']], s['category']) for s in supports
                 ],
                 query_mask_value=self._mask_value(spec, query['category'])
-                if not is_good else None,
+                if not is_good
+                else None,
                 mask_mode=spec.mask_mode,
                 mask_threshold=spec.mask_threshold,
                 conventions={
                     p: conventions[p]
                     for p in dict.fromkeys(
-                        [query['product']] + [s['product'] for s in supports])
+                        [query['product']] + [s['product'] for s in supports]
+                    )
                 },
             )
 
         for cat_key, recs in by_cat.items():
             queries = recs
             if self.max_episodes_per_category is not None:
-                queries = recs[:self.max_episodes_per_category]
+                queries = recs[: self.max_episodes_per_category]
             for q in queries:
                 episodes.append(make_episode(q, cat_key, False))
         for product, recs in goods.items():
@@ -516,11 +557,11 @@ class FewShotDefectDataset(BaseDataset):
         if spec.name not in cache:
             # The same listing as the episodes (hidden folders skipped), so
             # default index values do not shift.
-            cache[spec.name] = [
-                d for d in self._category_dirs(spec) if d != GOOD]
+            cache[spec.name] = [d for d in self._category_dirs(spec) if d != GOOD]
         return cache[spec.name]
 
     def get_data_info(self, idx: int) -> dict:
+        """A deep copy of episode ``idx`` (transforms may change it freely)."""
         info = super().get_data_info(idx)
         return copy.deepcopy(info)
 
@@ -548,18 +589,20 @@ class SyntheticDefectDataset(FewShotDefectDataset):
         **kwargs: :class:`FewShotDefectDataset` arguments.
     """
 
-    def __init__(self,
-                 data_root: str,
-                 products: Optional[Sequence[Union[str, dict]]] = None,
-                 generator_seed: int = 0,
-                 num_images: int = 12,
-                 image_size: int = 256,
-                 **kwargs):
-        from .utils.synthetic import (SYNTHETIC_PRODUCTS,
-                                      ensure_synthetic_benchmark)
+    def __init__(
+        self,
+        data_root: str,
+        products: Optional[Sequence[Union[str, dict]]] = None,
+        generator_seed: int = 0,
+        num_images: int = 12,
+        image_size: int = 256,
+        **kwargs,
+    ):
+        from .utils.synthetic import SYNTHETIC_PRODUCTS, ensure_synthetic_benchmark
+
         ensure_synthetic_benchmark(
-            data_root, seed=generator_seed, num_images=num_images,
-            image_size=image_size)
+            data_root, seed=generator_seed, num_images=num_images, image_size=image_size
+        )
         if products is None:
             products = list(SYNTHETIC_PRODUCTS)
         super().__init__(data_root=data_root, products=products, **kwargs)

@@ -5,11 +5,13 @@ The products, their mask conventions and the splits come from
 :class:`~fdseg.datasets.FewShotDefectDataset` (and runs the Table-1 count
 check of :mod:`fdseg.datasets.gfds_counts` when it loads).
 """
+
 from typing import Dict, List, Optional, Sequence
 
 from fdseg.benchmarks.splits import split_products
 from fdseg.benchmarks.table import PRODUCTS, part_map
 from fdseg.registry import DATASETS
+
 from .few_shot_defect import FewShotDefectDataset
 from .gfds_counts import check_counts
 
@@ -52,17 +54,19 @@ class GFDSDataset(FewShotDefectDataset):
             ``way``, ``seed``, ``pipeline``, ...).
     """
 
-    def __init__(self,
-                 data_root: str,
-                 split: str = 'all',
-                 subset: str = 'test',
-                 products: Optional[Sequence[str]] = None,
-                 held_out: Optional[Dict[str, str]] = None,
-                 benchmark: str = 'gfds',
-                 extra_products: Sequence[dict] = (),
-                 check_counts: bool = True,
-                 include_good: Optional[bool] = None,
-                 **kwargs):
+    def __init__(
+        self,
+        data_root: str,
+        split: str = 'all',
+        subset: str = 'test',
+        products: Optional[Sequence[str]] = None,
+        held_out: Optional[Dict[str, str]] = None,
+        benchmark: str = 'gfds',
+        extra_products: Sequence[dict] = (),
+        check_counts: bool = True,
+        include_good: Optional[bool] = None,
+        **kwargs,
+    ):
         self.split = split
         self.subset = subset
         self.benchmark = benchmark
@@ -74,11 +78,14 @@ class GFDSDataset(FewShotDefectDataset):
         if include_good is None:
             names = {s['name'] for s in specs}
             include_good = any(
-                e.include_good for k, e in PRODUCTS.items()
-                if k in names or any(p in names for p in e.parts or ()))
+                e.include_good
+                for k, e in PRODUCTS.items()
+                if k in names or any(p in names for p in e.parts or ())
+            )
         self._check_counts = check_counts
-        super().__init__(data_root=data_root, products=specs,
-                         include_good=include_good, **kwargs)
+        super().__init__(
+            data_root=data_root, products=specs, include_good=include_good, **kwargs
+        )
 
     def load_data_list(self) -> List[dict]:
         """Check the counts (warnings only), then build the episodes."""

@@ -4,6 +4,7 @@ GFDS distils its student on "the ImageNet dataset" (Sec. 6.1.2); only the
 images matter, so this dataset lists every image under an ImageNet-style
 train folder (``train/<wnid>/<name>.JPEG``) recursively, at any depth.
 """
+
 import os
 import os.path as osp
 from typing import List, Optional, Sequence
@@ -12,13 +13,13 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from fdseg.registry import DATASETS
+
 from .transforms.conventions import IMG_EXTENSIONS
 
 
-
-def list_images(root: str,
-                extensions: Sequence[str] = IMG_EXTENSIONS,
-                follow_links: bool = True) -> List[str]:
+def list_images(
+    root: str, extensions: Sequence[str] = IMG_EXTENSIONS, follow_links: bool = True
+) -> List[str]:
     """Recursively list image files under ``root``.
 
     Args:
@@ -76,22 +77,22 @@ class ImageFolderDataset(BaseDataset):
 
     METAINFO = dict(task='feature distillation (unlabelled images)')
 
-    def __init__(self,
-                 data_root: str = '',
-                 data_prefix: dict = dict(img_path=''),
-                 ann_file: str = '',
-                 extensions: Sequence[str] = IMG_EXTENSIONS,
-                 follow_links: bool = True,
-                 max_images: Optional[int] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        data_root: str = '',
+        data_prefix: dict = dict(img_path=''),
+        ann_file: str = '',
+        extensions: Sequence[str] = IMG_EXTENSIONS,
+        follow_links: bool = True,
+        max_images: Optional[int] = None,
+        **kwargs,
+    ) -> None:
         self.extensions = tuple(extensions)
         self.follow_links = follow_links
         self.max_images = max_images
         super().__init__(
-            ann_file=ann_file,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            **kwargs)
+            ann_file=ann_file, data_root=data_root, data_prefix=data_prefix, **kwargs
+        )
 
     @property
     def img_dir(self) -> str:
@@ -110,26 +111,30 @@ class ImageFolderDataset(BaseDataset):
                 f'image folder {img_dir!r} does not exist (data_root='
                 f'{self.data_root!r}, data_prefix={self.data_prefix!r}); '
                 'point it at an ImageNet-style train folder such as '
-                'data/imagenet/train')
+                'data/imagenet/train'
+            )
         if self.ann_file:
             if not osp.isfile(self.ann_file):
                 raise FileNotFoundError(
-                    f'image list file {self.ann_file!r} does not exist')
+                    f'image list file {self.ann_file!r} does not exist'
+                )
             with open(self.ann_file) as f:
                 rel_paths = [ln.split()[0] for ln in f if ln.strip()]
             source = f'list file {self.ann_file}'
         else:
-            rel_paths = list_images(img_dir, self.extensions,
-                                    self.follow_links)
+            rel_paths = list_images(img_dir, self.extensions, self.follow_links)
             source = f'folder {img_dir}'
         if not rel_paths:
             raise ValueError(
                 f'no images found in {source} (recursive; accepted suffixes '
-                f'{", ".join(self.extensions)}, case-insensitive)')
+                f'{", ".join(self.extensions)}, case-insensitive)'
+            )
         if self.max_images is not None:
-            rel_paths = rel_paths[:self.max_images]
-        print_log(f'ImageFolderDataset: {len(rel_paths)} images from '
-                  f'{source}', logger='current')
+            rel_paths = rel_paths[: self.max_images]
+        print_log(
+            f'ImageFolderDataset: {len(rel_paths)} images from {source}',
+            logger='current',
+        )
         return [dict(img_path=osp.join(img_dir, p)) for p in rel_paths]
 
 

@@ -20,6 +20,7 @@ Two entry points:
   that calls ``mmengine.runner.load_checkpoint`` directly (e.g. building a
   model for inference from an fdseg checkpoint).
 """
+
 import contextlib
 import os.path as osp
 import threading
@@ -39,7 +40,7 @@ _lock = threading.RLock()
 
 def _strip_trusted_prefix(filename: str) -> str:
     if filename.startswith(TRUSTED_PREFIX):
-        return filename[len(TRUSTED_PREFIX):]
+        return filename[len(TRUSTED_PREFIX) :]
     return filename
 
 
@@ -50,8 +51,8 @@ def _is_local_path(filename: str) -> bool:
 
 
 def load_from_local_trusted(
-        filename: str,
-        map_location: Union[str, Callable, None] = None) -> dict:
+    filename: str, map_location: Union[str, Callable, None] = None
+) -> dict:
     """Load a local checkpoint with full unpickling (``weights_only=False``).
 
     Args:
@@ -79,16 +80,18 @@ def register_trusted_scheme() -> None:
     :func:`trusted_checkpoint_loading` on entry; other code calls it once
     before passing ``fdseg-trusted://`` paths to mmengine. Idempotent.
     """
-    if CheckpointLoader._schemes.get(TRUSTED_PREFIX) is \
-            load_from_local_trusted:
+    if CheckpointLoader._schemes.get(TRUSTED_PREFIX) is load_from_local_trusted:
         return
     CheckpointLoader.register_scheme(
-        prefixes=TRUSTED_PREFIX, loader=load_from_local_trusted, force=True)
+        prefixes=TRUSTED_PREFIX, loader=load_from_local_trusted, force=True
+    )
 
 
-def load_trusted_checkpoint(filename: str,
-                            map_location: Union[str, Callable, None] = None,
-                            logger: Optional[str] = 'current') -> dict:
+def load_trusted_checkpoint(
+    filename: str,
+    map_location: Union[str, Callable, None] = None,
+    logger: Optional[str] = 'current',
+) -> dict:
     """Load an fdseg training checkpoint (resume, ``load_from``, testing).
 
     Local files are unpickled fully (``weights_only=False``) so mmengine's
@@ -107,8 +110,8 @@ def load_trusted_checkpoint(filename: str,
     filename = _strip_trusted_prefix(filename)
     if _is_local_path(filename):
         print_log(
-            f'Loads trusted fdseg checkpoint from path: {filename}',
-            logger=logger)
+            f'Loads trusted fdseg checkpoint from path: {filename}', logger=logger
+        )
         return load_from_local_trusted(filename, map_location)
     return _load_checkpoint(filename, map_location=map_location, logger=logger)
 
@@ -135,12 +138,12 @@ def trusted_checkpoint_loading() -> Iterator[None]:
         previous = schemes.get(_LOCAL_SCHEME)
         register_trusted_scheme()
         CheckpointLoader.register_scheme(
-            _LOCAL_SCHEME, load_from_local_trusted, force=True)
+            _LOCAL_SCHEME, load_from_local_trusted, force=True
+        )
         try:
             yield
         finally:
             if previous is None:
                 CheckpointLoader._schemes.pop(_LOCAL_SCHEME, None)
             else:
-                CheckpointLoader.register_scheme(
-                    _LOCAL_SCHEME, previous, force=True)
+                CheckpointLoader.register_scheme(_LOCAL_SCHEME, previous, force=True)

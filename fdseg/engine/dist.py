@@ -7,6 +7,7 @@ initialises the gloo process group itself before mmengine looks (mmengine skips
 ``init_dist`` once ``torch.distributed.is_initialized()``) and wraps the model
 with :class:`CPUDistributedDataParallel`.
 """
+
 import datetime
 import logging
 import os
@@ -53,7 +54,8 @@ def _env_from_slurm(port: Optional[int] = None) -> None:
     os.environ.setdefault('MASTER_PORT', '29500')
     if 'MASTER_ADDR' not in os.environ:
         os.environ['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {node_list} | head -n1')
+            f'scontrol show hostname {node_list} | head -n1'
+        )
     os.environ['WORLD_SIZE'] = str(ntasks)
     os.environ['LOCAL_RANK'] = str(local_rank)
     os.environ['RANK'] = str(proc_id)
@@ -69,11 +71,13 @@ def _env_from_mpi(port: Optional[int] = None) -> None:
     os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
 
 
-def init_cpu_dist(launcher: str = 'pytorch',
-                  backend: str = 'gloo',
-                  timeout: Optional[float] = None,
-                  port: Optional[int] = None,
-                  **kwargs) -> None:
+def init_cpu_dist(
+    launcher: str = 'pytorch',
+    backend: str = 'gloo',
+    timeout: Optional[float] = None,
+    port: Optional[int] = None,
+    **kwargs,
+) -> None:
     """Initialise a CPU process group (no ``torch.cuda`` calls).
 
     Reads the rendezvous from the environment the launcher sets up:
@@ -106,12 +110,14 @@ def init_cpu_dist(launcher: str = 'pytorch',
         init_method='env://',
         rank=int(os.environ['RANK']),
         world_size=int(os.environ['WORLD_SIZE']),
-        **kwargs)
+        **kwargs,
+    )
 
 
 def _flush_logging() -> None:
     loggers = [logging.getLogger()] + [
-        lg for lg in logging.Logger.manager.loggerDict.values()
+        lg
+        for lg in logging.Logger.manager.loggerDict.values()
         if isinstance(lg, logging.Logger)
     ]
     # MMLogger instances are built directly, outside logging's manager.
@@ -149,6 +155,7 @@ def finalize_dist(exit_code: int = 0) -> None:
         torch_dist.barrier()
     except Exception:  # a peer died: report it, still exit hard
         import traceback
+
         traceback.print_exc()
         exit_code = exit_code or 1
     _flush_logging()
@@ -174,13 +181,9 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         **kwargs: Passed to :class:`torch.nn.parallel.DistributedDataParallel`.
     """
 
-    def __init__(self,
-                 module,
-                 detect_anomalous_params: bool = False,
-                 **kwargs):
+    def __init__(self, module, detect_anomalous_params: bool = False, **kwargs):
         kwargs['device_ids'] = None
         kwargs['output_device'] = None
         super().__init__(
-            module=module,
-            detect_anomalous_params=detect_anomalous_params,
-            **kwargs)
+            module=module, detect_anomalous_params=detect_anomalous_params, **kwargs
+        )

@@ -1,4 +1,5 @@
 """fdseg's runner: mmengine's ``Runner`` with trusted checkpoints and CPU DDP."""
+
 import copy
 from typing import Callable, Dict, Optional, Union
 
@@ -10,15 +11,18 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from fdseg.registry import RUNNERS
+
 from .checkpoint import load_trusted_checkpoint, register_trusted_scheme
 from .dist import init_cpu_dist, resolve_dist_backend
-from .weights import (check_fdseg_checkpoint, log_weights_report,
-                      prepare_weights)
+from .weights import check_fdseg_checkpoint, log_weights_report, prepare_weights
 
 # Wrapper types that mean "the default DDP": on CPU they become the CPU one.
-_DEFAULT_DDP_TYPES = (None, 'MMDistributedDataParallel',
-                      'mmengine.MMDistributedDataParallel',
-                      'CPUDistributedDataParallel')
+_DEFAULT_DDP_TYPES = (
+    None,
+    'MMDistributedDataParallel',
+    'mmengine.MMDistributedDataParallel',
+    'CPUDistributedDataParallel',
+)
 # Scoped: mmengine's wrap_model looks types up in the *root* MODEL_WRAPPERS
 # without switching to the fdseg scope.
 _CPU_DDP_TYPE = 'fdseg.CPUDistributedDataParallel'
@@ -74,14 +78,14 @@ class FDSegRunner(Runner):
         dist_cfg = dict(env_cfg.get('dist_cfg') or {})
         dist_cfg['backend'] = resolve_dist_backend(dist_cfg.get('backend'))
         env_cfg['dist_cfg'] = dist_cfg
-        if (self.distributed and not is_distributed()
-                and get_device() == 'cpu'):
+        if self.distributed and not is_distributed() and get_device() == 'cpu':
             # mmengine's setup_env skips init_dist once a group exists.
             init_cpu_dist(self.launcher, **dist_cfg)
         super().setup_env(env_cfg)
 
-    def wrap_model(self, model_wrapper_cfg: Optional[Dict],
-                   model: nn.Module) -> nn.Module:
+    def wrap_model(
+        self, model_wrapper_cfg: Optional[Dict], model: nn.Module
+    ) -> nn.Module:
         """Wrap as mmengine does, but with a CPU-capable DDP on CPU.
 
         Args:
@@ -91,8 +95,7 @@ class FDSegRunner(Runner):
         Returns:
             nn.Module: The (possibly) wrapped model.
         """
-        if (self.distributed and not is_model_wrapper(model)
-                and get_device() == 'cpu'):
+        if self.distributed and not is_model_wrapper(model) and get_device() == 'cpu':
             model_wrapper_cfg = self._cpu_wrapper_cfg(model_wrapper_cfg)
         return super().wrap_model(model_wrapper_cfg, model)
 
@@ -102,8 +105,8 @@ class FDSegRunner(Runner):
             return dict(
                 type=_CPU_DDP_TYPE,
                 broadcast_buffers=False,
-                find_unused_parameters=self.cfg.get('find_unused_parameters',
-                                                    False))
+                find_unused_parameters=self.cfg.get('find_unused_parameters', False),
+            )
         model_wrapper_cfg = copy.deepcopy(dict(model_wrapper_cfg))
         if model_wrapper_cfg.get('type') in _DEFAULT_DDP_TYPES:
             model_wrapper_cfg['type'] = _CPU_DDP_TYPE
@@ -111,20 +114,20 @@ class FDSegRunner(Runner):
 
     @property
     def _bare_model(self) -> nn.Module:
-        return self.model.module if is_model_wrapper(self.model) \
-            else self.model
+        return self.model.module if is_model_wrapper(self.model) else self.model
 
     def _checkpoint_to_load(self) -> Optional[str]:
         """The fdseg checkpoint ``load_or_resume`` will load, if any."""
         if self._resume and self._load_from is None:
             from mmengine.runner.checkpoint import find_latest_checkpoint
+
             return find_latest_checkpoint(self.work_dir)
         return self._load_from
 
     def _before_eval(self) -> None:
-        prepare_weights(self._bare_model,
-                        checkpoint_given=self._checkpoint_to_load()
-                        is not None)
+        prepare_weights(
+            self._bare_model, checkpoint_given=self._checkpoint_to_load() is not None
+        )
 
     def test(self) -> dict:
         """Load the weights (see the class docstring), then test."""
@@ -141,16 +144,17 @@ class FDSegRunner(Runner):
         super().load_or_resume()
         if not getattr(self, '_weights_reported', False):
             self._weights_reported = True
-            log_weights_report(self._bare_model,
-                               self._loaded_checkpoint_path)
+            log_weights_report(self._bare_model, self._loaded_checkpoint_path)
 
     _loaded_checkpoint_path: Optional[str] = None
 
-    def load_checkpoint(self,
-                        filename: str,
-                        map_location: Union[str, Callable] = 'cpu',
-                        strict: Optional[bool] = None,
-                        revise_keys: list = [(r'^module\.', '')]) -> dict:
+    def load_checkpoint(
+        self,
+        filename: str,
+        map_location: Union[str, Callable] = 'cpu',
+        strict: Optional[bool] = None,
+        revise_keys: list = [(r'^module\.', '')],
+    ) -> dict:
         """Load an fdseg checkpoint into the model (trusted unpickling).
 
         Same contract as :meth:`mmengine.runner.Runner.load_checkpoint`;
@@ -175,15 +179,14 @@ class FDSegRunner(Runner):
         """
         if strict is None:
             strict = bool(self.cfg.get('load_strict', True))
-        checkpoint = load_trusted_checkpoint(
-            filename, map_location=map_location)
+        checkpoint = load_trusted_checkpoint(filename, map_location=map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self._bare_model
-        state = check_fdseg_checkpoint(model, checkpoint, filename, strict,
-                                       revise_keys)
+        state = check_fdseg_checkpoint(model, checkpoint, filename, strict, revise_keys)
         # Keys are checked (and revised) above; mmengine only copies them.
-        _load_checkpoint_to_model(model, dict(checkpoint, state_dict=state),
-                                  strict=False, revise_keys=[])
+        _load_checkpoint_to_model(
+            model, dict(checkpoint, state_dict=state), strict=False, revise_keys=[]
+        )
         self._has_loaded = True
         self._loaded_checkpoint_path = filename
         self.logger.info(f'Load checkpoint from {filename}')

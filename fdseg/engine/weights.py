@@ -17,6 +17,7 @@ Which weights a test run uses:
   pretrained files are not needed; modules whose weights live outside the
   state dict (the FastSAM / SAM2 refiners) still load theirs.
 """
+
 import logging
 import re
 from collections import OrderedDict
@@ -64,8 +65,7 @@ def _sha_prefix(path: str) -> str:
         return '?'
 
 
-def weights_report(model: nn.Module,
-                   checkpoint: Optional[str] = None) -> List[str]:
+def weights_report(model: nn.Module, checkpoint: Optional[str] = None) -> List[str]:
     """Lines saying which weights the model runs with, and from where.
 
     Args:
@@ -79,13 +79,16 @@ def weights_report(model: nn.Module,
     """
     lines = []
     if checkpoint is not None:
-        lines.append(f'  (model): fdseg checkpoint {checkpoint} '
-                     f'[sha256 {_sha_prefix(checkpoint)}]')
+        lines.append(
+            f'  (model): fdseg checkpoint {checkpoint} '
+            f'[sha256 {_sha_prefix(checkpoint)}]'
+        )
     records = loaded_weights(model)
     for mod_name, mod_type, name, path in records:
         shown = '' if name == path else f'{name} <- '
-        lines.append(f'  {mod_name} ({mod_type}): {shown}{path} '
-                     f'[sha256 {_sha_prefix(path)}]')
+        lines.append(
+            f'  {mod_name} ({mod_type}): {shown}{path} [sha256 {_sha_prefix(path)}]'
+        )
     loaded = {r[0] for r in records}
     for mod_name, module in model.named_modules():
         if not getattr(module, 'expects_pretrained', False):
@@ -93,36 +96,46 @@ def weights_report(model: nn.Module,
         if (mod_name or '(model)') in loaded:
             continue
         covered = checkpoint is not None and not getattr(
-            module, 'weights_outside_state_dict', False)
+            module, 'weights_outside_state_dict', False
+        )
         if not covered:
-            lines.append(f'  {mod_name or "(model)"} '
-                         f'({type(module).__name__}): RANDOM weights (the '
-                         'config names no pretrained checkpoint)')
+            lines.append(
+                f'  {mod_name or "(model)"} '
+                f'({type(module).__name__}): RANDOM weights (the '
+                'config names no pretrained checkpoint)'
+            )
     return lines
 
 
-def log_weights_report(model: nn.Module,
-                       checkpoint: Optional[str] = None) -> None:
+def log_weights_report(model: nn.Module, checkpoint: Optional[str] = None) -> None:
     """Log :func:`weights_report` once (WARNING when anything is random)."""
     lines = weights_report(model, checkpoint)
     if not lines:
-        lines = ['  none: the model has no pretrained or trained weights '
-                 '(a training-free, parameter-free method)']
+        lines = [
+            '  none: the model has no pretrained or trained weights '
+            '(a training-free, parameter-free method)'
+        ]
     random_ = any('RANDOM' in ln for ln in lines)
-    print_log('Weights of this run:\n' + '\n'.join(lines), logger='current',
-              level=logging.WARNING if random_ else logging.INFO)
+    print_log(
+        'Weights of this run:\n' + '\n'.join(lines),
+        logger='current',
+        level=logging.WARNING if random_ else logging.INFO,
+    )
 
 
 def _head(keys: Iterable[str]) -> str:
     keys = sorted(keys)
-    more = f' ... (+{len(keys) - _MAX_KEYS} more)' \
-        if len(keys) > _MAX_KEYS else ''
+    more = f' ... (+{len(keys) - _MAX_KEYS} more)' if len(keys) > _MAX_KEYS else ''
     return ', '.join(keys[:_MAX_KEYS]) + more
 
 
-def check_fdseg_checkpoint(model: nn.Module, checkpoint: dict,
-                           filename: str, strict: bool = True,
-                           revise_keys=((r'^module\.', ''), )) -> dict:
+def check_fdseg_checkpoint(
+    model: nn.Module,
+    checkpoint: dict,
+    filename: str,
+    strict: bool = True,
+    revise_keys=((r'^module\.', ''),),
+) -> dict:
     """Validate an fdseg checkpoint against a model; return its state dict.
 
     Args:
@@ -143,14 +156,19 @@ def check_fdseg_checkpoint(model: nn.Module, checkpoint: dict,
             names the keys.
     """
     if not isinstance(checkpoint, dict) or not isinstance(
-            checkpoint.get('state_dict'), dict):
-        top = sorted(checkpoint)[:10] if isinstance(checkpoint, dict) \
+        checkpoint.get('state_dict'), dict
+    ):
+        top = (
+            sorted(checkpoint)[:10]
+            if isinstance(checkpoint, dict)
             else type(checkpoint).__name__
+        )
         raise CheckpointMismatchError(
             f'{filename} is not an fdseg checkpoint: it has no "state_dict" '
             f'(top level: {top}). Pretrained third-party weights are named '
             "in the config (init_cfg=dict(type='Pretrained', checkpoint=...)"
-            ' or a refiner\'s checkpoint=...), not passed as CHECKPOINT.')
+            " or a refiner's checkpoint=...), not passed as CHECKPOINT."
+        )
     state = checkpoint['state_dict']
     # torch keeps per-module versions here (BatchNorm's num_batches_tracked).
     metadata = getattr(state, '_metadata', OrderedDict())
@@ -161,9 +179,11 @@ def check_fdseg_checkpoint(model: nn.Module, checkpoint: dict,
     own = model.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)
-    shape = {k for k in set(own) & set(state)
-             if hasattr(state[k], 'shape')
-             and tuple(state[k].shape) != tuple(own[k].shape)}
+    shape = {
+        k
+        for k in set(own) & set(state)
+        if hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(own[k].shape)
+    }
     if not (missing or unexpected or shape):
         return state
     meta = checkpoint.get('meta') or {}
@@ -171,30 +191,38 @@ def check_fdseg_checkpoint(model: nn.Module, checkpoint: dict,
     if len(set(own) & set(state)) < 0.5 * max(len(own), 1):
         raise CheckpointMismatchError(
             f'{filename} looks like a checkpoint of another model: only '
-            f'{len(set(own) & set(state))} of the model\'s {len(own)} keys '
+            f"{len(set(own) & set(state))} of the model's {len(own)} keys "
             f'are in it'
             + (f' (it was saved by experiment {origin!r})' if origin else '')
             + f'. Model keys missing from it: {_head(missing)}; keys in it '
-            f'the model does not have: {_head(unexpected)}.')
+            f'the model does not have: {_head(unexpected)}.'
+        )
     parts = []
     if missing:
         parts.append(f'missing keys ({len(missing)}): {_head(missing)}')
     if unexpected:
-        parts.append(f'unexpected keys ({len(unexpected)}): '
-                     f'{_head(unexpected)}')
+        parts.append(f'unexpected keys ({len(unexpected)}): {_head(unexpected)}')
     if shape:
-        parts.append('shape mismatches: ' + _head(
-            f'{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
-            for k in shape))
+        parts.append(
+            'shape mismatches: '
+            + _head(
+                f'{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
+                for k in shape
+            )
+        )
     msg = f'{filename} does not match the model: ' + '; '.join(parts)
     if strict:
         raise CheckpointMismatchError(
             msg + '. Use the config the checkpoint was trained with, or '
             'pass --non-strict to load the matching keys only (the rest '
-            'keep their initial values).')
-    print_log('NON-STRICT LOAD: ' + msg + '. Mismatched keys keep their '
-              'initial (pretrained or random) values.', logger='current',
-              level=logging.WARNING)
+            'keep their initial values).'
+        )
+    print_log(
+        'NON-STRICT LOAD: ' + msg + '. Mismatched keys keep their '
+        'initial (pretrained or random) values.',
+        logger='current',
+        level=logging.WARNING,
+    )
     # Drop mis-shaped tensors: load_state_dict would fail on them.
     for k in shape:
         del state[k]

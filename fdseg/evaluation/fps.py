@@ -3,6 +3,7 @@
 Used by :class:`~fdseg.engine.hooks.GFDSBenchmarkHook` (the FPS column of
 ``tools/test.py``) and by ``tools/analysis_tools/benchmark_fps.py``.
 """
+
 import contextlib
 import platform
 import time
@@ -12,6 +13,7 @@ from typing import Sequence, Union
 def device_description(device) -> str:
     """Readable name of a torch device (GPU model or CPU model)."""
     import torch
+
     device = torch.device(device)
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
@@ -35,6 +37,7 @@ def resolve_amp_dtype(device, amp: Union[str, bool] = 'auto'):
     fp32 on CPU (CPU autocast slows most of these models down).
     """
     import torch
+
     device = torch.device(device)
     if amp in (False, None, 'none', 'fp32', 'float32'):
         return None
@@ -46,16 +49,17 @@ def resolve_amp_dtype(device, amp: Union[str, bool] = 'auto'):
         raise ValueError(f'unknown amp setting {amp!r}')
     if device.type != 'cuda':
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() \
-        else torch.float16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def measure_fps(model,
-                batches: Sequence[dict],
-                num_warmup: int = 10,
-                num_iters: int = 50,
-                amp: Union[str, bool] = 'auto',
-                pin_support: bool = True) -> dict:
+def measure_fps(
+    model,
+    batches: Sequence[dict],
+    num_warmup: int = 10,
+    num_iters: int = 50,
+    amp: Union[str, bool] = 'auto',
+    pin_support: bool = True,
+) -> dict:
     """Time query inference as the paper does (Sec. 6.3).
 
     Protocol: batch size 1; the support set of the first episode is encoded
@@ -87,6 +91,7 @@ def measure_fps(model,
         (1), ``torch`` version.
     """
     import torch
+
     if not batches:
         raise ValueError('measure_fps needs at least one batch')
     if num_iters < 1:
@@ -98,11 +103,13 @@ def measure_fps(model,
         device = torch.device('cpu')
     dtype = resolve_amp_dtype(device, amp)
     for b in batches:
-        n = len(b['inputs']) if isinstance(b['inputs'], (list, tuple)) \
+        n = (
+            len(b['inputs'])
+            if isinstance(b['inputs'], (list, tuple))
             else b['inputs'].shape[0]
+        )
         if n != 1:
-            raise ValueError(f'the FPS protocol uses batch size 1, got a '
-                             f'batch of {n}')
+            raise ValueError(f'the FPS protocol uses batch size 1, got a batch of {n}')
 
     can_pin = pin_support and hasattr(model, 'set_support')
     prepared = []
@@ -111,18 +118,26 @@ def measure_fps(model,
         if can_pin:
             sup = first.support_imgs
             if sup.is_floating_point():
-                raise ValueError('pin_support needs the raw uint8 support '
-                                 'images: pass batches straight from the '
-                                 'dataloader')
+                raise ValueError(
+                    'pin_support needs the raw uint8 support '
+                    'images: pass batches straight from the '
+                    'dataloader'
+                )
             labels = first.get('support_labels', None)
-            model.set_support(sup.to(device), first.support_masks.to(device),
-                              None if labels is None else labels.to(device))
+            model.set_support(
+                sup.to(device),
+                first.support_masks.to(device),
+                None if labels is None else labels.to(device),
+            )
         for b in batches:
             prepared.append(model.data_preprocessor(b, False))
 
     def run(data):
-        ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None \
+        ctx = (
+            torch.autocast(device.type, dtype=dtype)
+            if dtype is not None
             else contextlib.nullcontext()
+        )
         with torch.no_grad(), ctx:
             model(data['inputs'], data['data_samples'], mode='predict')
 
@@ -158,5 +173,5 @@ def measure_fps(model,
         dtype=str(dtype).replace('torch.', '') if dtype else 'float32',
         threads=torch.get_num_threads(),
         support_excluded=bool(can_pin),
-        torch=torch.__version__)
-
+        torch=torch.__version__,
+    )

@@ -25,6 +25,7 @@ Undefined ratios (a zero union, e.g. a category that only met defect-free
 queries predicted empty) are NaN and are left out of every mean (nanmean);
 a mean over nothing but NaN is NaN.
 """
+
 from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
@@ -49,16 +50,15 @@ def _as_2d_long(x: TensorLike, name: str) -> torch.Tensor:
     if x.ndim == 3 and x.shape[0] == 1:
         x = x[0]
     if x.ndim != 2:
-        raise ValueError(f'{name} must have shape [H, W] or [1, H, W], got '
-                         f'{tuple(x.shape)}')
+        raise ValueError(
+            f'{name} must have shape [H, W] or [1, H, W], got {tuple(x.shape)}'
+        )
     return x.long()
 
 
-def binarize_episode(pred: TensorLike,
-                     gt: TensorLike,
-                     query_label: int,
-                     ignore_index: int = 255
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+def binarize_episode(
+    pred: TensorLike, gt: TensorLike, query_label: int, ignore_index: int = 255
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Turn one episode's maps into the query-category binary problem.
 
     Args:
@@ -82,21 +82,28 @@ def binarize_episode(pred: TensorLike,
     pred = _as_2d_long(pred, 'pred')
     gt = _as_2d_long(gt, 'gt').to(pred.device)
     if pred.shape != gt.shape:
-        raise ValueError(f'prediction shape {tuple(pred.shape)} differs from '
-                         f'ground-truth shape {tuple(gt.shape)}')
+        raise ValueError(
+            f'prediction shape {tuple(pred.shape)} differs from '
+            f'ground-truth shape {tuple(gt.shape)}'
+        )
     pred_bin = torch.where(
-        pred == 0, torch.zeros_like(pred),
-        torch.where(pred == int(query_label), torch.ones_like(pred),
-                    torch.full_like(pred, _OTHER_WAY)))
-    gt_bin = torch.where(gt == ignore_index, torch.full_like(gt, ignore_index),
-                         (gt != 0).long())
+        pred == 0,
+        torch.zeros_like(pred),
+        torch.where(
+            pred == int(query_label),
+            torch.ones_like(pred),
+            torch.full_like(pred, _OTHER_WAY),
+        ),
+    )
+    gt_bin = torch.where(
+        gt == ignore_index, torch.full_like(gt, ignore_index), (gt != 0).long()
+    )
     return pred_bin, gt_bin
 
 
-def episode_areas(pred: TensorLike,
-                  gt: TensorLike,
-                  query_label: int = 1,
-                  ignore_index: int = 255) -> np.ndarray:
+def episode_areas(
+    pred: TensorLike, gt: TensorLike, query_label: int = 1, ignore_index: int = 255
+) -> np.ndarray:
     """Binary intersection / union / prediction / label areas of an episode.
 
     Args:
@@ -112,8 +119,7 @@ def episode_areas(pred: TensorLike,
     """
     pred_bin, gt_bin = binarize_episode(pred, gt, query_label, ignore_index)
     if pred_bin.numel() < _HISTC_EXACT_LIMIT:
-        areas = IoUMetric.intersect_and_union(pred_bin, gt_bin, 2,
-                                              ignore_index)
+        areas = IoUMetric.intersect_and_union(pred_bin, gt_bin, 2, ignore_index)
         return torch.stack(areas).double().numpy()
     # Huge masks: exact integer counts (histc accumulates in float32).
     valid = gt_bin != ignore_index
@@ -122,8 +128,7 @@ def episode_areas(pred: TensorLike,
     area_pred = torch.bincount(p, minlength=3)[:2]
     area_label = torch.bincount(g, minlength=2)[:2]
     union = area_pred + area_label - inter
-    return torch.stack([inter, union, area_pred, area_label]).double().cpu(
-    ).numpy()
+    return torch.stack([inter, union, area_pred, area_label]).double().cpu().numpy()
 
 
 def resize_nearest(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -136,10 +141,12 @@ def resize_nearest(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     mask = np.asarray(mask)
     height, width = int(shape[0]), int(shape[1])
     src_h, src_w = mask.shape[:2]
-    rows = np.minimum(((np.arange(height) + 0.5) * src_h / height).astype(
-        np.int64), src_h - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * src_w / width).astype(
-        np.int64), src_w - 1)
+    rows = np.minimum(
+        ((np.arange(height) + 0.5) * src_h / height).astype(np.int64), src_h - 1
+    )
+    cols = np.minimum(
+        ((np.arange(width) + 0.5) * src_w / width).astype(np.int64), src_w - 1
+    )
     return mask[rows[:, None], cols[None, :]]
 
 
@@ -157,25 +164,23 @@ def nanmean(x: np.ndarray, axis=None) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     valid = ~np.isnan(x)
     count = valid.sum(axis=axis)
-    total = np.where(valid, x, 0.).sum(axis=axis)
+    total = np.where(valid, x, 0.0).sum(axis=axis)
     return safe_divide(total, count)
 
 
-def group_sum(values: np.ndarray, index: np.ndarray,
-              num_groups: int) -> np.ndarray:
+def group_sum(values: np.ndarray, index: np.ndarray, num_groups: int) -> np.ndarray:
     """Sum rows of ``values`` ``[E, ...]`` into ``num_groups`` groups."""
     values = np.asarray(values, dtype=np.float64)
-    out = np.zeros((num_groups, ) + values.shape[1:], dtype=np.float64)
+    out = np.zeros((num_groups,) + values.shape[1:], dtype=np.float64)
     np.add.at(out, np.asarray(index, dtype=np.int64), values)
     return out
 
 
-def group_nanmean(values: np.ndarray, index: np.ndarray,
-                  num_groups: int) -> np.ndarray:
+def group_nanmean(values: np.ndarray, index: np.ndarray, num_groups: int) -> np.ndarray:
     """NaN-ignoring mean of a 1-D ``values`` per group."""
     values = np.asarray(values, dtype=np.float64)
     valid = ~np.isnan(values)
-    total = group_sum(np.where(valid, values, 0.), index, num_groups)
+    total = group_sum(np.where(valid, values, 0.0), index, num_groups)
     count = group_sum(valid.astype(np.float64), index, num_groups)
     return safe_divide(total, count)
 
@@ -183,22 +188,19 @@ def group_nanmean(values: np.ndarray, index: np.ndarray,
 def iou(areas: np.ndarray) -> np.ndarray:
     """IoU per column (bg, fg) of area record(s) ``[..., 4, 2]``."""
     areas = np.asarray(areas, dtype=np.float64)
-    return safe_divide(areas[..., AREA_INTERSECT, :],
-                       areas[..., AREA_UNION, :])
+    return safe_divide(areas[..., AREA_INTERSECT, :], areas[..., AREA_UNION, :])
 
 
 def precision(areas: np.ndarray) -> np.ndarray:
     """Precision (intersection / predicted) per column of area record(s)."""
     areas = np.asarray(areas, dtype=np.float64)
-    return safe_divide(areas[..., AREA_INTERSECT, :],
-                       areas[..., AREA_PRED, :])
+    return safe_divide(areas[..., AREA_INTERSECT, :], areas[..., AREA_PRED, :])
 
 
 def recall(areas: np.ndarray) -> np.ndarray:
     """Recall (intersection / ground truth) per column of area record(s)."""
     areas = np.asarray(areas, dtype=np.float64)
-    return safe_divide(areas[..., AREA_INTERSECT, :],
-                       areas[..., AREA_LABEL, :])
+    return safe_divide(areas[..., AREA_INTERSECT, :], areas[..., AREA_LABEL, :])
 
 
 def fb_iou(areas: np.ndarray) -> np.ndarray:
@@ -217,8 +219,9 @@ def _encode_groups(keys: Sequence) -> Tuple[List, np.ndarray]:
     return uniq, np.array([lookup[k] for k in keys], dtype=np.int64)
 
 
-def aggregate_areas(areas: np.ndarray, products: Sequence[str],
-                    categories: Sequence[str]) -> Dict:
+def aggregate_areas(
+    areas: np.ndarray, products: Sequence[str], categories: Sequence[str]
+) -> Dict:
     """Aggregate per-episode area records into benchmark metrics.
 
     Args:
@@ -248,16 +251,18 @@ def aggregate_areas(areas: np.ndarray, products: Sequence[str],
     areas = np.asarray(areas, dtype=np.float64).reshape(-1, 4, 2)
     num_ep = areas.shape[0]
     if len(products) != num_ep or len(categories) != num_ep:
-        raise ValueError(f'{num_ep} area records but {len(products)} products '
-                         f'and {len(categories)} categories')
+        raise ValueError(
+            f'{num_ep} area records but {len(products)} products '
+            f'and {len(categories)} categories'
+        )
     cat_keys, cat_idx = _encode_groups(
-        [(str(p), str(c)) for p, c in zip(products, categories)])
+        [(str(p), str(c)) for p, c in zip(products, categories)]
+    )
     prod_keys, prod_idx = _encode_groups([str(p) for p in products])
     num_cat, num_prod = len(cat_keys), len(prod_keys)
     # Which product each category belongs to (categories sorted by product).
     prod_lookup = {p: i for i, p in enumerate(prod_keys)}
-    cat_prod_idx = np.array([prod_lookup[p] for p, _ in cat_keys],
-                            dtype=np.int64)
+    cat_prod_idx = np.array([prod_lookup[p] for p, _ in cat_keys], dtype=np.int64)
 
     ones = np.ones(num_ep)
     cat_areas = group_sum(areas, cat_idx, num_cat)
@@ -268,7 +273,8 @@ def aggregate_areas(areas: np.ndarray, products: Sequence[str],
         iou=cat_iou[:, FG],
         bg_iou=cat_iou[:, BG],
         precision=precision(cat_areas)[:, FG],
-        recall=recall(cat_areas)[:, FG])
+        recall=recall(cat_areas)[:, FG],
+    )
 
     prod_areas = group_sum(areas, prod_idx, num_prod)
     prod_iou = iou(prod_areas)
@@ -282,7 +288,8 @@ def aggregate_areas(areas: np.ndarray, products: Sequence[str],
         fb_iou=fb_iou(prod_areas),
         # Official GFDS: mean fg IoU of the product's categories (its
         # confusion-matrix rows 1..C) averaged with the pooled bg IoU.
-        fb_iou_gfds=0.5 * (prod_miou + prod_iou[:, BG]))
+        fb_iou_gfds=0.5 * (prod_miou + prod_iou[:, BG]),
+    )
 
     all_areas = areas.sum(axis=0)
     all_iou = iou(all_areas)
@@ -295,10 +302,12 @@ def aggregate_areas(areas: np.ndarray, products: Sequence[str],
         iou_f=float(all_iou[FG]),
         iou_b=float(all_iou[BG]),
         mprecision=float(nanmean(category['precision'])),
-        mrecall=float(nanmean(category['recall'])))
+        mrecall=float(nanmean(category['recall'])),
+    )
     return dict(
         category_keys=cat_keys,
         category=category,
         product_keys=prod_keys,
         product=product,
-        overall=overall)
+        overall=overall,
+    )

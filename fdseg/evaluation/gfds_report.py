@@ -8,6 +8,7 @@ The rows themselves are computed in :mod:`.gfds_table4`, FPS in
 :mod:`.fps`; their names are re-exported here for code that imported them
 from this module.
 """
+
 import json
 import math
 import os
@@ -16,19 +17,41 @@ from collections.abc import Mapping
 from typing import List, Optional, Sequence
 
 from fdseg.benchmarks.table import PRODUCTS
+
 from .fps import device_description, measure_fps, resolve_amp_dtype
-from .gfds_table4 import (REPORT_VERSION, _isnan, _product_key, _round,
-                          bench_metrics, load_result, merge_rows, paper_rows,
-                          table4_row)
+from .gfds_table4 import (
+    REPORT_VERSION,
+    _isnan,
+    _product_key,
+    _round,
+    bench_metrics,
+    load_result,
+    merge_rows,
+    paper_rows,
+    table4_row,
+)
 
 #: File name of the report in a ``tools/test.py --out`` folder.
 REPORT_NAME = 'gfds_report.json'
 
 __all__ = [
-    'REPORT_NAME', 'REPORT_VERSION', 'format_header', 'format_row',
-    'to_markdown', 'to_csv_rows', 'table_columns', 'write_report',
-    'read_row', 'table4_row', 'merge_rows', 'bench_metrics', 'paper_rows',
-    'load_result', 'measure_fps', 'device_description', 'resolve_amp_dtype'
+    'REPORT_NAME',
+    'REPORT_VERSION',
+    'format_header',
+    'format_row',
+    'to_markdown',
+    'to_csv_rows',
+    'table_columns',
+    'write_report',
+    'read_row',
+    'table4_row',
+    'merge_rows',
+    'bench_metrics',
+    'paper_rows',
+    'load_result',
+    'measure_fps',
+    'device_description',
+    'resolve_amp_dtype',
 ]
 
 
@@ -38,6 +61,7 @@ __all__ = [
 def _cell(m, f) -> str:
     def fmt(v):
         return '-' if _isnan(v) else f'{v:.1f}'
+
     return f'{fmt(m)}, {fmt(f)}'
 
 
@@ -45,8 +69,9 @@ def _display(p: str) -> str:
     return PRODUCTS[p].display if p in PRODUCTS else p
 
 
-def table_columns(rows: Mapping[str, dict],
-                  products: Optional[Sequence[str]] = None) -> List[str]:
+def table_columns(
+    rows: Mapping[str, dict], products: Optional[Sequence[str]] = None
+) -> List[str]:
     """Product columns: ``products`` or the union of the rows' products."""
     if products:
         return [_product_key(p) for p in products]
@@ -59,47 +84,63 @@ def table_columns(rows: Mapping[str, dict],
 
 def _fps_text(row) -> str:
     fps = row.get('fps')
-    return '-' if not fps else f"{fps['fps']:.1f}"
+    return '-' if not fps else f'{fps["fps"]:.1f}'
 
 
-def format_header(row: dict,
-                  products: Optional[Sequence[str]] = None) -> str:
+def format_header(row: dict, products: Optional[Sequence[str]] = None) -> str:
     """Header of :func:`format_row` (display names, Table-4 order)."""
     cols = table_columns({'': row}, products)
-    return ' | '.join(['Method', *[_display(p) for p in cols], 'Average',
-                       'FPS'])
+    return ' | '.join(['Method', *[_display(p) for p in cols], 'Average', 'FPS'])
 
 
-def format_row(name: str, row: dict,
-               products: Optional[Sequence[str]] = None) -> str:
+def format_row(name: str, row: dict, products: Optional[Sequence[str]] = None) -> str:
     """One Table-4 line: ``name | Tile mIoU, FB-IoU | ... | Average | FPS``."""
     cols = table_columns({name: row}, products)
-    cells = [_cell(row['products'][p]['mIoU'], row['products'][p]['FB_IoU'])
-             if p in row['products'] else '-' for p in cols]
+    cells = [
+        _cell(row['products'][p]['mIoU'], row['products'][p]['FB_IoU'])
+        if p in row['products']
+        else '-'
+        for p in cols
+    ]
     avg = _cell(row['average']['mIoU'], row['average']['FB_IoU'])
     return ' | '.join([name, *cells, avg, _fps_text(row)])
 
 
-def to_markdown(rows: Mapping[str, dict],
-                products: Optional[Sequence[str]] = None) -> str:
+def to_markdown(
+    rows: Mapping[str, dict], products: Optional[Sequence[str]] = None
+) -> str:
     """Rows as a Markdown table in the Table-4 layout."""
     cols = table_columns(rows, products)
     head = ['Method', *[_display(p) for p in cols], 'Average', 'FPS']
-    lines = ['| ' + ' | '.join(head) + ' |',
-             '|' + '|'.join(['---'] + [':-:'] * (len(head) - 1)) + '|']
+    lines = [
+        '| ' + ' | '.join(head) + ' |',
+        '|' + '|'.join(['---'] + [':-:'] * (len(head) - 1)) + '|',
+    ]
     for name, row in rows.items():
-        cells = [_cell(row['products'][p]['mIoU'],
-                       row['products'][p]['FB_IoU'])
-                 if p in row['products'] else '-' for p in cols]
-        lines.append('| ' + ' | '.join(
-            [name, *cells,
-             _cell(row['average']['mIoU'], row['average']['FB_IoU']),
-             _fps_text(row)]) + ' |')
+        cells = [
+            _cell(row['products'][p]['mIoU'], row['products'][p]['FB_IoU'])
+            if p in row['products']
+            else '-'
+            for p in cols
+        ]
+        lines.append(
+            '| '
+            + ' | '.join(
+                [
+                    name,
+                    *cells,
+                    _cell(row['average']['mIoU'], row['average']['FB_IoU']),
+                    _fps_text(row),
+                ]
+            )
+            + ' |'
+        )
     return '\n'.join(lines) + '\n'
 
 
-def to_csv_rows(rows: Mapping[str, dict],
-                products: Optional[Sequence[str]] = None) -> List[List]:
+def to_csv_rows(
+    rows: Mapping[str, dict], products: Optional[Sequence[str]] = None
+) -> List[List]:
     """Rows as CSV records (one mIoU and one FB-IoU column per product)."""
     cols = table_columns(rows, products)
     header = ['method']
@@ -111,15 +152,15 @@ def to_csv_rows(rows: Mapping[str, dict],
         rec = [name]
         for p in cols:
             info = row['products'].get(p)
-            rec += ([_round(info['mIoU']), _round(info['FB_IoU'])]
-                    if info else ['', ''])
-        rec += [_round(row['average']['mIoU']),
-                _round(row['average']['FB_IoU'])]
+            rec += [_round(info['mIoU']), _round(info['FB_IoU'])] if info else ['', '']
+        rec += [_round(row['average']['mIoU']), _round(row['average']['FB_IoU'])]
         fps = row.get('fps') or {}
-        rec += [_round(fps['fps']) if fps else '', fps.get('device', ''),
-                fps.get('dtype', '')]
-        out.append(['' if isinstance(v, float) and math.isnan(v) else v
-                    for v in rec])
+        rec += [
+            _round(fps['fps']) if fps else '',
+            fps.get('device', ''),
+            fps.get('dtype', ''),
+        ]
+        out.append(['' if isinstance(v, float) and math.isnan(v) else v for v in rec])
     return out
 
 
@@ -136,8 +177,7 @@ def _jsonable(obj):
 
 
 def write_report(path: str, row: dict, **extra) -> None:
-    """Write ``{'table4': row, ...}`` as strict JSON (NaN -> null), atomically.
-    """
+    """Write ``{'table4': row, ...}`` as strict JSON (NaN -> null), atomically."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     payload = dict(table4=row, **extra)
     tmp = f'{path}.tmp-{os.getpid()}'
@@ -153,7 +193,10 @@ def read_row(path: str) -> dict:
 
     def fix(obj):
         if isinstance(obj, dict):
-            return {k: (float('nan') if v is None and k in (
-                'mIoU', 'FB_IoU') else fix(v)) for k, v in obj.items()}
+            return {
+                k: (float('nan') if v is None and k in ('mIoU', 'FB_IoU') else fix(v))
+                for k, v in obj.items()
+            }
         return obj
+
     return fix(row)

@@ -17,6 +17,7 @@ cross-domain Kol/DAGM numbers) merge product-wise with :func:`merge_rows`.
 Formatting and the ``gfds_report.json`` file: :mod:`.gfds_report`; the
 paper's numbers: :mod:`fdseg.benchmarks.paper_table4`. Pure Python.
 """
+
 import json
 import math
 import os.path as osp
@@ -25,8 +26,13 @@ from collections.abc import Mapping
 from typing import Dict, List, Optional, Sequence, Union
 
 from fdseg.benchmarks import paper_table4
-from fdseg.benchmarks.table import (PRODUCTS, benchmark_categories,
-                                    gfds_order, part_map, resolve_product)
+from fdseg.benchmarks.table import (
+    PRODUCTS,
+    benchmark_categories,
+    gfds_order,
+    part_map,
+    resolve_product,
+)
 
 REPORT_VERSION = 1
 
@@ -41,16 +47,18 @@ def paper_rows() -> Dict[str, dict]:
     rows = {}
     for name, (cells, fps) in paper_table4.ROWS.items():
         products = {
-            p: dict(mIoU=m, FB_IoU=f, categories={},
-                    num_categories=len(benchmark_categories(p)))
+            p: dict(
+                mIoU=m,
+                FB_IoU=f,
+                categories={},
+                num_categories=len(benchmark_categories(p)),
+            )
             for p, (m, f) in zip(paper_table4.COLUMNS[:-1], cells[:-1])
         }
         row = _finish_row(products, fbiou='gfds', source=['paper Table 4'])
         row['recomputed_average'] = row['average']
-        row['average'] = dict(row['average'], mIoU=cells[-1][0],
-                              FB_IoU=cells[-1][1])
-        row['fps'] = dict(fps=fps, device='GTX 3090Ti (paper)',
-                          dtype='mixed precision')
+        row['average'] = dict(row['average'], mIoU=cells[-1][0], FB_IoU=cells[-1][1])
+        row['fps'] = dict(fps=fps, device='GTX 3090Ti (paper)', dtype='mixed precision')
         rows[name] = row
     return rows
 
@@ -87,8 +95,8 @@ def load_result(source: Union[str, Mapping]) -> dict:
                     break
             else:
                 raise FileNotFoundError(
-                    f'{source} holds no gfds_report.json, metrics.json or '
-                    'fps.json')
+                    f'{source} holds no gfds_report.json, metrics.json or fps.json'
+                )
         with open(path) as f:
             data = json.load(f)
     else:
@@ -98,8 +106,7 @@ def load_result(source: Union[str, Mapping]) -> dict:
         if data.get('fps') and not row.get('fps'):
             row['fps'] = data['fps']
         return dict(kind='row', row=row, path=path)
-    if 'fps' in data and 'metrics' not in data and not any(
-            '/' in k for k in data):
+    if 'fps' in data and 'metrics' not in data and not any('/' in k for k in data):
         return dict(kind='fps', fps=data, path=path)
     metrics = data.get('metrics', data)
     row = table4_row(metrics)
@@ -129,9 +136,12 @@ def _mean(values) -> float:
     return sum(vals) / len(vals) if vals else float('nan')
 
 
-def _finish_row(products: Dict[str, dict], fbiou: str,
-                weights: str = 'declared',
-                source: Optional[List[str]] = None) -> dict:
+def _finish_row(
+    products: Dict[str, dict],
+    fbiou: str,
+    weights: str = 'declared',
+    source: Optional[List[str]] = None,
+) -> dict:
     """Order the products and compute the Table-4 "Average" column."""
     order = [p for p in gfds_order() if p in products]
     order += [p for p in PRODUCTS if p in products and p not in order]
@@ -139,8 +149,11 @@ def _finish_row(products: Dict[str, dict], fbiou: str,
     num = den = 0.0
     for p in order:
         info = products[p]
-        w = (_declared_weight(p, info['num_categories'])
-             if weights == 'declared' else info['num_categories'])
+        w = (
+            _declared_weight(p, info['num_categories'])
+            if weights == 'declared'
+            else info['num_categories']
+        )
         info['weight'] = w
         if not _isnan(info['mIoU']):
             num += w * info['mIoU']
@@ -149,9 +162,9 @@ def _finish_row(products: Dict[str, dict], fbiou: str,
         mIoU=num / den if den else float('nan'),
         FB_IoU=_mean(products[p]['FB_IoU'] for p in order),
         num_categories=int(sum(products[p]['weight'] for p in order)),
-        evaluated_categories=int(
-            sum(products[p]['num_categories'] for p in order)),
-        num_products=len(order))
+        evaluated_categories=int(sum(products[p]['num_categories'] for p in order)),
+        num_products=len(order),
+    )
     return dict(
         version=REPORT_VERSION,
         products={p: products[p] for p in order},
@@ -160,12 +173,13 @@ def _finish_row(products: Dict[str, dict], fbiou: str,
         fbiou=fbiou,
         weights=weights,
         fps=None,
-        source=list(source or []))
+        source=list(source or []),
+    )
 
 
-def table4_row(metrics: Mapping,
-               fbiou: str = 'gfds',
-               weights: str = 'declared') -> dict:
+def table4_row(
+    metrics: Mapping, fbiou: str = 'gfds', weights: str = 'declared'
+) -> dict:
     """A Table-4 row from the flat metrics of ``FewShotIoUMetric``.
 
     Args:
@@ -206,8 +220,10 @@ def table4_row(metrics: Mapping,
             prod_fb.setdefault(parts[0], {})[parts[1]] = _nan(v)
     names = list(dict.fromkeys([*prod_miou, *cats]))
     if not names:
-        raise ValueError('no per-product metrics (<product>/mIoU) found; is '
-                         'this the output of FewShotIoUMetric?')
+        raise ValueError(
+            'no per-product metrics (<product>/mIoU) found; is '
+            'this the output of FewShotIoUMetric?'
+        )
 
     fallbacks: List[str] = []
 
@@ -235,7 +251,8 @@ def table4_row(metrics: Mapping,
             mIoU=prod_miou.get(name, _mean(c.values())),
             FB_IoU=pick_fb(name),
             categories=dict(c),
-            num_categories=len(c) or 1)
+            num_categories=len(c) or 1,
+        )
     for key, members in merged.items():
         if key in products:
             continue
@@ -243,17 +260,21 @@ def table4_row(metrics: Mapping,
         warnings.warn(
             f'{key}: the metrics hold its parts ({", ".join(members)}) as '
             f'separate products; mIoU is exact but FB-IoU is approximated '
-            f'by the mean of the parts\' FB-IoU. Evaluate with '
-            f'GFDSBenchmarkMetric for the official pooled FB-IoU.')
+            f"by the mean of the parts' FB-IoU. Evaluate with "
+            f'GFDSBenchmarkMetric for the official pooled FB-IoU.'
+        )
         products[key] = dict(
             mIoU=_mean(c.values()),
             FB_IoU=_mean(pick_fb(m) for m in members),
             categories=c,
             num_categories=len(c),
-            approximate_fbiou=True)
+            approximate_fbiou=True,
+        )
     if fallbacks:
-        warnings.warn(f'no {suffix[fbiou]} in the metrics of '
-                      f'{", ".join(fallbacks)}: the other FB-IoU is used')
+        warnings.warn(
+            f'no {suffix[fbiou]} in the metrics of '
+            f'{", ".join(fallbacks)}: the other FB-IoU is used'
+        )
     return _finish_row(products, fbiou, weights)
 
 
@@ -276,10 +297,13 @@ def merge_rows(rows: Sequence[dict], weights: Optional[str] = None) -> dict:
         fps = fps or row.get('fps')
     fbiou = {r['fbiou'] for r in rows}
     if len(fbiou) > 1:
-        warnings.warn(f'merging rows with different FB-IoU variants '
-                      f'{sorted(fbiou)}')
-    out = _finish_row(products, rows[0]['fbiou'],
-                      weights or rows[0].get('weights', 'declared'), source)
+        warnings.warn(f'merging rows with different FB-IoU variants {sorted(fbiou)}')
+    out = _finish_row(
+        products,
+        rows[0]['fbiou'],
+        weights or rows[0].get('weights', 'declared'),
+        source,
+    )
     out['fps'] = fps
     return out
 
@@ -295,7 +319,6 @@ def bench_metrics(row: dict) -> Dict[str, float]:
     if row.get('fps'):
         out['bench/FPS'] = _round(row['fps']['fps'])
     return out
-
 
 
 def _round(v, nd=2) -> float:

@@ -24,6 +24,7 @@ Metrics compute; this module writes. It owns three rules of
   power loss) is removed by the next run writing there once its owner is
   dead (same host, pid gone or reused).
 """
+
 import atexit
 import contextlib
 import json
@@ -76,22 +77,23 @@ def _check_writable_dir(path: str, flag: str) -> None:
     existing = _nearest_existing(apath)
     if not osp.isdir(existing):
         raise OutputDirError(
-            f'{flag} {path}: cannot create a folder there, {existing} is a '
-            'file')
+            f'{flag} {path}: cannot create a folder there, {existing} is a file'
+        )
     # Try it: os.access() is wrong for root, ACLs and network filesystems.
     try:
         fd, probe = _mkstemp(existing)
     except OSError as e:
         where = '' if existing == apath else f' (in {existing})'
         raise OutputDirError(
-            f'{flag} {path}: folder is not writable{where}: '
-            f'{e.strerror or e}') from None
+            f'{flag} {path}: folder is not writable{where}: {e.strerror or e}'
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
 
 def _mkstemp(folder: str):
     import tempfile
+
     return tempfile.mkstemp(prefix='.fdseg-probe-', dir=folder)
 
 
@@ -138,8 +140,7 @@ def foreign_outputs(out: str) -> List[str]:
             foreign.append(metrics_path)
         else:
             for ep in data.get('episodes') or []:
-                if isinstance(ep, Mapping) and isinstance(
-                        ep.get('prediction'), str):
+                if isinstance(ep, Mapping) and isinstance(ep.get('prediction'), str):
                     listed.add(ep['prediction'])
     pred = osp.join(out, PREDICTIONS_NAME)
     if osp.lexists(pred):
@@ -148,8 +149,9 @@ def foreign_outputs(out: str) -> List[str]:
         else:
             for root, dirs, files in os.walk(pred):
                 # We never write links: a linked folder is someone else's.
-                foreign += [osp.join(root, d) for d in dirs
-                            if osp.islink(osp.join(root, d))]
+                foreign += [
+                    osp.join(root, d) for d in dirs if osp.islink(osp.join(root, d))
+                ]
                 for name in files:
                     path = osp.join(root, name)
                     rel = osp.relpath(path, out).replace(os.sep, '/')
@@ -178,12 +180,15 @@ def check_output_dir(out: str, flag: str = '--out') -> None:
             f'{flag} {out}: refusing to replace what fdseg did not write: '
             f'{shown}. A run replaces only the {", ".join(OUTPUT_NAMES)} of '
             'an earlier fdseg run there; choose a new or empty folder or '
-            'move these away.')
+            'move these away.'
+        )
 
 
-def check_output_dirs(out: Optional[str] = None,
-                      show_dir: Optional[str] = None,
-                      work_dir: Optional[str] = None) -> None:
+def check_output_dirs(
+    out: Optional[str] = None,
+    show_dir: Optional[str] = None,
+    work_dir: Optional[str] = None,
+) -> None:
     """Fail fast on unusable output paths of ``tools/test.py``.
 
     Call it before building the runner: the error then comes before the
@@ -237,8 +242,13 @@ def _start_time(pid: int) -> Optional[int]:
 
 def _owner_record() -> dict:
     pid = os.getpid()
-    return dict(producer=PRODUCER, pid=pid, host=socket.gethostname(),
-                start=_start_time(pid), created=time.time())
+    return dict(
+        producer=PRODUCER,
+        pid=pid,
+        host=socket.gethostname(),
+        start=_start_time(pid),
+        created=time.time(),
+    )
 
 
 def _owner_alive(owner: Mapping) -> bool:
@@ -286,12 +296,16 @@ def remove_stale_staging(parent: str) -> List[str]:
         return removed
     for name in names:
         path = osp.join(parent, name)
-        if not name.startswith(STAGING_PREFIX) or osp.islink(path) or \
-                not osp.isdir(path):
+        if (
+            not name.startswith(STAGING_PREFIX)
+            or osp.islink(path)
+            or not osp.isdir(path)
+        ):
             continue
         owner = _read_json(osp.join(path, OWNER_FILE))
         if not isinstance(owner, Mapping) or not str(
-                owner.get('producer', '')).startswith('fdseg'):
+            owner.get('producer', '')
+        ).startswith('fdseg'):
             continue
         if not _owner_alive(owner):
             shutil.rmtree(path, ignore_errors=True)
@@ -320,8 +334,7 @@ class _StagingGuard:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._live: Dict[str, Tuple[Optional[Callable[[], None]],
-                                    Tuple[str, ...]]] = {}
+        self._live: Dict[str, Tuple[Optional[Callable[[], None]], Tuple[str, ...]]] = {}
         self._pid: Optional[int] = None
         self._previous: Dict[int, object] = {}
         self._handler = self._on_signal
@@ -330,8 +343,12 @@ class _StagingGuard:
         self._pending: List[Tuple[int, object]] = []
 
     # registration --------------------------------------------------------
-    def add(self, path: str, on_remove: Optional[Callable[[], None]] = None,
-            created: Sequence[str] = ()) -> None:
+    def add(
+        self,
+        path: str,
+        on_remove: Optional[Callable[[], None]] = None,
+        created: Sequence[str] = (),
+    ) -> None:
         with self._lock:
             if self._pid != os.getpid():
                 # A forked child starts with its parent's folders: not ours
@@ -475,12 +492,12 @@ class StagingDir:
             on a signal or at exit (not on :meth:`discard`).
     """
 
-    def __init__(self, parent: str, tag: str,
-                 on_remove: Optional[Callable[[], None]] = None) -> None:
+    def __init__(
+        self, parent: str, tag: str, on_remove: Optional[Callable[[], None]] = None
+    ) -> None:
         remove_stale_staging(parent)
         self.parent = parent
-        self.name = (f'{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}'
-                     f'-{tag}')
+        self.name = f'{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}-{tag}'
         self.path = osp.abspath(osp.join(parent, self.name))
         # Registered (handlers installed) before anything is created, and
         # a signal meanwhile waits: no moment leaves an unguarded folder.
@@ -512,8 +529,7 @@ class StagingDir:
 def discard_staging(parent: str, names: Iterable[str]) -> None:
     """Remove staging folders (of any rank) of this run by name."""
     for name in names:
-        if not name.startswith(STAGING_PREFIX) or '/' in name or \
-                os.sep in name:
+        if not name.startswith(STAGING_PREFIX) or '/' in name or os.sep in name:
             continue  # never delete anything but staging folders
         path = osp.abspath(osp.join(parent, name))
         if path in _GUARD:
@@ -525,10 +541,9 @@ def discard_staging(parent: str, names: Iterable[str]) -> None:
 # ----------------------------------------------------------------------
 # commit
 # ----------------------------------------------------------------------
-def write_outputs(out: str,
-                  payload: dict,
-                  predictions: Optional[Sequence[Tuple[str, str]]] = None
-                  ) -> None:
+def write_outputs(
+    out: str, payload: dict, predictions: Optional[Sequence[Tuple[str, str]]] = None
+) -> None:
     """Atomically replace ``out``'s ``metrics.json`` and ``predictions/``.
 
     The new files are assembled in a staging folder; then, with signals
@@ -555,8 +570,7 @@ def write_outputs(out: str,
     try:
         tmp_json = osp.join(staging.path, METRICS_NAME)
         with open(tmp_json, 'w') as f:
-            json.dump(dict(producer=PRODUCER, **payload), f, indent=2,
-                      allow_nan=False)
+            json.dump(dict(producer=PRODUCER, **payload), f, indent=2, allow_nan=False)
         staged_pred = osp.join(staging.path, PREDICTIONS_NAME)
         if predictions is not None:
             os.mkdir(staged_pred)
@@ -569,9 +583,10 @@ def write_outputs(out: str,
         # Earlier outputs (ours, checked below) moved aside, restored on
         # failure: predictions/ and a gfds_report.json of an earlier run,
         # which a benchmark metric writes anew after this call.
-        aside = [(final_pred, osp.join(staging.path, 'old-predictions')),
-                 (osp.join(out, REPORT_NAME),
-                  osp.join(staging.path, 'old-' + REPORT_NAME))]
+        aside = [
+            (final_pred, osp.join(staging.path, 'old-predictions')),
+            (osp.join(out, REPORT_NAME), osp.join(staging.path, 'old-' + REPORT_NAME)),
+        ]
         with _GUARD.deferred():
             # Again: something may have appeared during the run.
             check_output_dir(out, 'output_dir')
@@ -585,8 +600,11 @@ def write_outputs(out: str,
                     os.replace(staged_pred, final_pred)
                 os.replace(tmp_json, final_json)
             except BaseException:
-                if predictions is not None and osp.lexists(final_pred) \
-                        and not osp.lexists(staged_pred):
+                if (
+                    predictions is not None
+                    and osp.lexists(final_pred)
+                    and not osp.lexists(staged_pred)
+                ):
                     os.replace(final_pred, staged_pred)
                 for final, old in moved:
                     os.replace(old, final)

@@ -1,4 +1,5 @@
 """The episode data sample: the data contract shared by every fdseg method."""
+
 from typing import Optional
 
 import torch
@@ -32,6 +33,7 @@ class EpisodeDataSample(SegDataSample):
 
     @property
     def support_imgs(self) -> torch.Tensor:
+        """Support images ``[S, 3, H, W]``."""
         return self._support_imgs
 
     @support_imgs.setter
@@ -44,6 +46,7 @@ class EpisodeDataSample(SegDataSample):
 
     @property
     def support_masks(self) -> torch.Tensor:
+        """Support masks ``[S, H, W]`` (0 background, 1 defect)."""
         return self._support_masks
 
     @support_masks.setter
@@ -56,6 +59,7 @@ class EpisodeDataSample(SegDataSample):
 
     @property
     def support_labels(self) -> torch.Tensor:
+        """Way of each support ``[S]`` (1..N)."""
         return self._support_labels
 
     @support_labels.setter
@@ -71,6 +75,8 @@ class EpisodeDataSample(SegDataSample):
         labels: Optional[torch.Tensor] = getattr(self, '_support_labels', None)
         if labels is None:
             labels = torch.ones(
-                self.support_masks.shape[0], dtype=torch.long,
-                device=self.support_masks.device)
+                self.support_masks.shape[0],
+                dtype=torch.long,
+                device=self.support_masks.device,
+            )
         return labels

@@ -5,6 +5,7 @@ and a checksum when one is known. :mod:`fdseg.utils.checkpoints` resolves
 these names to local files (it never downloads). Add a model's weights by
 adding an entry here.
 """
+
 from typing import Any, Dict, Optional
 
 _DINO_URL = 'https://dl.fbaipublicfiles.com/dino'
@@ -13,19 +14,20 @@ _SAM21_URL = 'https://dl.fbaipublicfiles.com/segment_anything_2/092824'
 _TV_URL = 'https://download.pytorch.org/models'
 # The release tag ultralytics 8.4.x's attempt_download_asset() pulls from
 # (earlier ultralytics versions used v8.2.0 / v8.3.0 for the same files).
-_ULTRALYTICS_URL = (
-    'https://github.com/ultralytics/assets/releases/download/v8.4.0')
+_ULTRALYTICS_URL = 'https://github.com/ultralytics/assets/releases/download/v8.4.0'
 # The single "pretrained models" Google-Drive link of the official GFDS
 # README (github.com/liutongkun/GFDS). It is one shared file for both
 # students; its exact packaging (zip vs. .pth) is not stated there.
-_GFDS_DRIVE_URL = ('https://drive.google.com/file/d/'
-                   '1mTFBYodaZZeltezIgWERtGtuQT8cKSbM/view?usp=drive_link')
+_GFDS_DRIVE_URL = (
+    'https://drive.google.com/file/d/'
+    '1mTFBYodaZZeltezIgWERtGtuQT8cKSbM/view?usp=drive_link'
+)
 
 
-def _entry(url: str, filename: str, description: str,
-           sha256: Optional[str] = None, **extra) -> Dict[str, Any]:
-    entry = dict(url=url, sha256=sha256, filename=filename,
-                 description=description)
+def _entry(
+    url: str, filename: str, description: str, sha256: Optional[str] = None, **extra
+) -> Dict[str, Any]:
+    entry = dict(url=url, sha256=sha256, filename=filename, description=description)
     entry.update(extra)
     return entry
 
@@ -33,54 +35,67 @@ def _entry(url: str, filename: str, description: str,
 def _dino(tag: str, desc: str) -> Dict[str, Any]:
     fname = f'{tag}_pretrain.pth'
     return _entry(
-        f'{_DINO_URL}/{tag}_pretrain/{fname}', fname,
+        f'{_DINO_URL}/{tag}_pretrain/{fname}',
+        fname,
         f'{desc}. Official DINO backbone-only weights (facebookresearch/'
-        'dino hubconf); plain state dict whose keys match timm\'s '
+        "dino hubconf); plain state dict whose keys match timm's "
         'VisionTransformer one-to-one. No published sha256.',
-        format='state_dict')
+        format='state_dict',
+    )
 
 
 def _dinov2(tag: str, desc: str) -> Dict[str, Any]:
     fname = f'{tag}_pretrain.pth'
     return _entry(
-        f'{_DINOV2_URL}/{tag}/{fname}', fname,
+        f'{_DINOV2_URL}/{tag}/{fname}',
+        fname,
         f'{desc}. Official DINOv2 LVD-142M weights (facebookresearch/dinov2 '
         'hub/backbones.py); plain state dict, timm naming plus an unused '
         '`mask_token`. No published sha256.',
-        format='state_dict')
+        format='state_dict',
+    )
 
 
 def _tv(fname: str, desc: str) -> Dict[str, Any]:
     # torchvision file names are "<arch>-<first 8 hex of sha256>.pth".
     prefix = fname.rsplit('-', 1)[1].split('.')[0]
     return _entry(
-        f'{_TV_URL}/{fname}', fname,
+        f'{_TV_URL}/{fname}',
+        fname,
         f'{desc}. torchvision ImageNet-1k weights; the file name carries the '
         'first 8 hex digits of its sha256 (verified like torch.hub '
         'check_hash).',
-        sha256_prefix=prefix, format='state_dict')
+        sha256_prefix=prefix,
+        format='state_dict',
+    )
 
 
 def _sam21(size: str, cfg: str) -> Dict[str, Any]:
     fname = f'sam2.1_hiera_{size}.pt'
     return _entry(
-        f'{_SAM21_URL}/{fname}', fname,
+        f'{_SAM21_URL}/{fname}',
+        fname,
         f'SAM 2.1 Hiera-{size} (facebookresearch/sam2, '
         'checkpoints/download_ckpts.sh); a dict {"model": state_dict} '
         f'for configs/sam2.1/{cfg}. No published sha256.',
-        format='state_dict', state_dict_key='model', sam2_config=cfg)
+        format='state_dict',
+        state_dict_key='model',
+        sam2_config=cfg,
+    )
 
 
 def _fastsam(size: str, desc: str) -> Dict[str, Any]:
     fname = f'FastSAM-{size}.pt'
     return _entry(
-        f'{_ULTRALYTICS_URL}/{fname}', fname,
+        f'{_ULTRALYTICS_URL}/{fname}',
+        fname,
         f'{desc} (ultralytics assets release; the FastSAM repo '
         'CASIA-IVA-Lab/FastSAM also links it). This is an ultralytics '
         'checkpoint holding a pickled model object: it can only be opened '
         'by ultralytics itself (full unpickling), never by '
         'load_third_party_state_dict. No published sha256.',
-        format='ultralytics')
+        format='ultralytics',
+    )
 
 
 #: Registered third-party checkpoints: name -> dict(url, sha256, filename,
@@ -89,7 +104,8 @@ def _fastsam(size: str, desc: str) -> Dict[str, Any]:
 CHECKPOINTS: Dict[str, Dict[str, Any]] = {
     # GFDS feature-matching students (paper Sec. 5.1.1 / Table 3).
     'gfds_fm_large': _entry(
-        _GFDS_DRIVE_URL, 'model_large.pth',
+        _GFDS_DRIVE_URL,
+        'model_large.pth',
         'GFDS FM-l student (c=256, EfficientAD-style large PDN, 384 output '
         'channels) distilled from DINO ViT-S/8 @512. State dict of the '
         'official get_pdn_large(384, padding=True) nn.Sequential (keys '
@@ -97,18 +113,22 @@ CHECKPOINTS: Dict[str, Dict[str, Any]] = {
         '"pretrained models" link of the official README '
         '(github.com/liutongkun/GFDS); no direct URL and no sha256 are '
         'published.',
-        format='state_dict'),
+        format='state_dict',
+    ),
     'gfds_fm_small': _entry(
-        _GFDS_DRIVE_URL, 'model_small.pth',
+        _GFDS_DRIVE_URL,
+        'model_small.pth',
         'GFDS FM-s student (c=128 PDN, 384 output channels). State dict of '
         'the official get_pdn_small(384, padding=True) nn.Sequential. Same '
         'Google-Drive link as gfds_fm_large; no direct URL and no sha256 '
         'are published.',
-        format='state_dict'),
+        format='state_dict',
+    ),
     # DINO (Caron et al. 2021), Table 5.
     'dino_vits16': _dino('dino_deitsmall16', 'DINO ViT-S/16'),
-    'dino_vits8': _dino('dino_deitsmall8',
-                        'DINO ViT-S/8 (the GFDS distillation teacher)'),
+    'dino_vits8': _dino(
+        'dino_deitsmall8', 'DINO ViT-S/8 (the GFDS distillation teacher)'
+    ),
     'dino_vitb16': _dino('dino_vitbase16', 'DINO ViT-B/16'),
     'dino_vitb8': _dino('dino_vitbase8', 'DINO ViT-B/8'),
     # DINOv2 (Oquab et al. 2023), Table 5 and Matcher's ViT-L/14.
@@ -117,16 +137,15 @@ CHECKPOINTS: Dict[str, Dict[str, Any]] = {
     'dinov2_vitl14': _dinov2('dinov2_vitl14', 'DINOv2 ViT-L/14'),
     # torchvision ImageNet-supervised CNNs, Table 5 (IMAGENET1K_V1 is the
     # classic release used by PatchCore-style feature extractors).
-    'torchvision_resnet18': _tv('resnet18-f37072fd.pth',
-                                'ResNet-18 IMAGENET1K_V1'),
-    'torchvision_resnet50': _tv('resnet50-0676ba61.pth',
-                                'ResNet-50 IMAGENET1K_V1'),
-    'torchvision_resnet50_v2': _tv('resnet50-11ad3fa6.pth',
-                                   'ResNet-50 IMAGENET1K_V2'),
-    'torchvision_wide_resnet50_2': _tv('wide_resnet50_2-95faca4d.pth',
-                                       'Wide ResNet-50-2 IMAGENET1K_V1'),
-    'torchvision_wide_resnet101_2': _tv('wide_resnet101_2-32ee1156.pth',
-                                        'Wide ResNet-101-2 IMAGENET1K_V1'),
+    'torchvision_resnet18': _tv('resnet18-f37072fd.pth', 'ResNet-18 IMAGENET1K_V1'),
+    'torchvision_resnet50': _tv('resnet50-0676ba61.pth', 'ResNet-50 IMAGENET1K_V1'),
+    'torchvision_resnet50_v2': _tv('resnet50-11ad3fa6.pth', 'ResNet-50 IMAGENET1K_V2'),
+    'torchvision_wide_resnet50_2': _tv(
+        'wide_resnet50_2-95faca4d.pth', 'Wide ResNet-50-2 IMAGENET1K_V1'
+    ),
+    'torchvision_wide_resnet101_2': _tv(
+        'wide_resnet101_2-32ee1156.pth', 'Wide ResNet-101-2 IMAGENET1K_V1'
+    ),
     # SAM 2.1 (Sec. 5.2 / 6.1.2).
     'sam2.1_hiera_tiny': _sam21('tiny', 'sam2.1_hiera_t.yaml'),
     'sam2.1_hiera_small': _sam21('small', 'sam2.1_hiera_s.yaml'),

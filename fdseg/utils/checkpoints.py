@@ -31,6 +31,7 @@ the same way (``torch.hub`` ``check_hash``). When neither is known the check
 is skipped with a one-time warning. Full digests are cached in a small json
 next to the files, keyed by size and mtime, so large files are hashed once.
 """
+
 import copy
 import hashlib
 import json
@@ -99,8 +100,7 @@ def loaded_weights(model) -> List[Tuple[str, str, str, str]]:
     out = []
     for mod_name, mod in model.named_modules():
         for name, path in mod.__dict__.get(_LOADED_ATTR, ()):
-            out.append((mod_name or '(model)', type(mod).__name__, name,
-                        path))
+            out.append((mod_name or '(model)', type(mod).__name__, name, path))
     return out
 
 
@@ -129,7 +129,8 @@ def _lookup(name: str) -> Optional[Tuple[str, Dict[str, Any]]]:
         # Many entries share a URL (the GFDS Drive link), so a URL only
         # identifies an entry when its base name is the entry's file name.
         if name == entry['url'] and (
-                osp.basename(name.split('?')[0]) == entry['filename']):
+            osp.basename(name.split('?')[0]) == entry['filename']
+        ):
             return key, entry
     return None
 
@@ -141,14 +142,15 @@ def _is_url(s: str) -> bool:
 def _missing_message(name: str, entry: Dict[str, Any], target: str) -> str:
     return (
         f"Checkpoint '{name}' (file '{entry['filename']}') was not found.\n"
-        f"fdseg never downloads weights. Download it from:\n"
-        f"    {entry['url']}\n"
-        f"and save it as:\n"
-        f"    {target}\n"
-        f"To use another directory, set the environment variable "
-        f"{ENV_CHECKPOINT_DIR}=<dir> (or {ENV_HOME}=<dir>, which uses "
-        f"<dir>/checkpoints).\n"
-        f"About this file: {entry['description']}")
+        f'fdseg never downloads weights. Download it from:\n'
+        f'    {entry["url"]}\n'
+        f'and save it as:\n'
+        f'    {target}\n'
+        f'To use another directory, set the environment variable '
+        f'{ENV_CHECKPOINT_DIR}=<dir> (or {ENV_HOME}=<dir>, which uses '
+        f'<dir>/checkpoints).\n'
+        f'About this file: {entry["description"]}'
+    )
 
 
 def _file_sha256(path: str, chunk: int = 1 << 20) -> str:
@@ -182,12 +184,15 @@ def cached_sha256(path: str) -> str:
     except (OSError, ValueError):
         cache = {}
     rec = cache.get(fname)
-    if (isinstance(rec, dict) and rec.get('size') == st.st_size
-            and rec.get('mtime_ns') == st.st_mtime_ns and rec.get('sha256')):
+    if (
+        isinstance(rec, dict)
+        and rec.get('size') == st.st_size
+        and rec.get('mtime_ns') == st.st_mtime_ns
+        and rec.get('sha256')
+    ):
         return rec['sha256']
     digest = _file_sha256(path)
-    cache[fname] = dict(size=st.st_size, mtime_ns=st.st_mtime_ns,
-                        sha256=digest)
+    cache[fname] = dict(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=digest)
     try:
         tmp = f'{cache_path}.{os.getpid()}.tmp'
         with open(tmp, 'w') as f:
@@ -206,8 +211,10 @@ def _verify(name: str, entry: Dict[str, Any], path: str) -> None:
             _WARNED_NO_SHA.add(name)
             warnings.warn(
                 f"No sha256 is recorded for checkpoint '{name}' "
-                f"({entry['filename']}); using {path} unverified.",
-                UserWarning, stacklevel=3)
+                f'({entry["filename"]}); using {path} unverified.',
+                UserWarning,
+                stacklevel=3,
+            )
         return
     digest = cached_sha256(path)
     expected = (sha or prefix).lower()
@@ -216,9 +223,10 @@ def _verify(name: str, entry: Dict[str, Any], path: str) -> None:
         kind = 'sha256' if sha else 'sha256 prefix'
         raise ChecksumMismatchError(
             f"Checksum mismatch for checkpoint '{name}' at {path}: expected "
-            f"{kind} {expected}, got sha256 {digest}. The file is corrupt, "
-            f"truncated or not the published one: delete it and download it "
-            f"again from {entry['url']}.")
+            f'{kind} {expected}, got sha256 {digest}. The file is corrupt, '
+            f'truncated or not the published one: delete it and download it '
+            f'again from {entry["url"]}.'
+        )
 
 
 def resolve_checkpoint(name_or_path: str, verify: bool = True) -> str:
@@ -249,13 +257,13 @@ def resolve_checkpoint(name_or_path: str, verify: bool = True) -> str:
     found = _lookup(name_or_path)
     if found is None:
         if _is_url(name_or_path):
-            shared = [k for k, v in CHECKPOINTS.items()
-                      if v['url'] == name_or_path]
+            shared = [k for k, v in CHECKPOINTS.items() if v['url'] == name_or_path]
             if shared:  # e.g. the one GFDS Drive link for both students
                 raise FileNotFoundError(
                     f"'{name_or_path}' is the download link of several "
                     f'registered checkpoints ({shared}); pass one of these '
-                    f'names instead.')
+                    f'names instead.'
+                )
             # Unregistered URL: accept a manually placed copy, never fetch.
             fname = osp.basename(name_or_path.split('?')[0])
             target = osp.join(get_cache_dir(), fname)
@@ -264,10 +272,12 @@ def resolve_checkpoint(name_or_path: str, verify: bool = True) -> str:
             raise MissingCheckpointError(
                 f"'{name_or_path}' is a URL and fdseg never downloads. Save "
                 f"'{fname}' from it as:\n    {target}\n(or set "
-                f"{ENV_CHECKPOINT_DIR}=<dir> to use another directory).")
+                f'{ENV_CHECKPOINT_DIR}=<dir> to use another directory).'
+            )
         raise MissingCheckpointError(
             f"'{name_or_path}' is neither an existing file nor a registered "
-            f"checkpoint name. Registered names: {sorted(CHECKPOINTS)}.")
+            f'checkpoint name. Registered names: {sorted(CHECKPOINTS)}.'
+        )
     name, entry = found
     target = osp.join(get_cache_dir(), entry['filename'])
     if not osp.isfile(target):
@@ -285,8 +295,9 @@ def _unwrap(obj: Any, key: Optional[str]) -> Any:
         top = list(obj)[:20] if isinstance(obj, dict) else type(obj).__name__
         for part in key.split('.'):  # dotted path for nested wrappers
             if not isinstance(obj, dict) or part not in obj:
-                raise KeyError(f"Key '{key}' not found in checkpoint "
-                               f'(top level: {top}).')
+                raise KeyError(
+                    f"Key '{key}' not found in checkpoint (top level: {top})."
+                )
             obj = obj[part]
         return obj
     # A teacher beats a student (DINO full checkpoints carry both and
@@ -297,11 +308,12 @@ def _unwrap(obj: Any, key: Optional[str]) -> Any:
     return obj
 
 
-def load_third_party_state_dict(name_or_path: str,
-                                map_location: Union[str, torch.device] = 'cpu',
-                                key: Optional[str] = None,
-                                prefix: Optional[str] = None
-                                ) -> Dict[str, torch.Tensor]:
+def load_third_party_state_dict(
+    name_or_path: str,
+    map_location: Union[str, torch.device] = 'cpu',
+    key: Optional[str] = None,
+    prefix: Optional[str] = None,
+) -> Dict[str, torch.Tensor]:
     """Load a foreign state dict safely (``torch.load(weights_only=True)``).
 
     Args:
@@ -330,26 +342,28 @@ def load_third_party_state_dict(name_or_path: str,
             f'Refusing to unpickle {path}: fdseg loads third-party weights '
             f'with torch.load(weights_only=True) only and this file contains '
             f'arbitrary Python objects. Convert it to a plain state dict '
-            f'with code you trust. Original error: {e}') from e
+            f'with code you trust. Original error: {e}'
+        ) from e
     state = _unwrap(obj, key)
     if not isinstance(state, dict):
-        raise TypeError(f'{path} does not contain a state dict '
-                        f'(got {type(state).__name__}).')
+        raise TypeError(
+            f'{path} does not contain a state dict (got {type(state).__name__}).'
+        )
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
+        state = {k[len('module.') :]: v for k, v in state.items()}
     if prefix:
-        state = {k[len(prefix):]: v for k, v in state.items()
-                 if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if not state:
-        raise ValueError(f'No tensors found in {path} (key={key!r}, '
-                         f'prefix={prefix!r}).')
+        raise ValueError(
+            f'No tensors found in {path} (key={key!r}, prefix={prefix!r}).'
+        )
     return state
 
 
-def split_pretrained_cfg(init_cfg: Union[dict, List[dict], None]
-                         ) -> Tuple[Optional[dict], Union[dict, List[dict],
-                                                          None]]:
+def split_pretrained_cfg(
+    init_cfg: Union[dict, List[dict], None],
+) -> Tuple[Optional[dict], Union[dict, List[dict], None]]:
     """Separate a ``type='Pretrained'`` entry from the rest of an init_cfg.
 
     Args:
@@ -366,7 +380,8 @@ def split_pretrained_cfg(init_cfg: Union[dict, List[dict], None]
     if len(pretrained) > 1:
         raise ValueError('At most one Pretrained init_cfg is supported.')
     rest_cfg: Union[dict, List[dict], None] = (
-        None if not rest else rest[0] if len(rest) == 1 else rest)
+        None if not rest else rest[0] if len(rest) == 1 else rest
+    )
     return (dict(pretrained[0]) if pretrained else None), rest_cfg
 
 
@@ -383,21 +398,23 @@ class ResolverPretrainedMixin:
     #: Runs with random weights are reported (see ``prepare_weights``).
     expects_pretrained = True
 
-    def load_pretrained_state_dict(self, state_dict: Dict[str, torch.Tensor]
-                                   ) -> None:
+    def load_pretrained_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> None:
         """Copy a third-party state dict into the module (override)."""
         raise NotImplementedError
 
     def init_weights(self) -> None:
-        pretrained, rest = split_pretrained_cfg(getattr(self, 'init_cfg',
-                                                        None))
+        """Run the non-pretrained initialisers, then load the Pretrained file."""
+        pretrained, rest = split_pretrained_cfg(getattr(self, 'init_cfg', None))
         if pretrained is None:
             super().init_weights()  # type: ignore[misc]
             return
         if getattr(self, '_is_init', False):
-            print_log(f'init_weights of {type(self).__name__} has been '
-                      'called more than once.', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'init_weights of {type(self).__name__} has been '
+                'called more than once.',
+                logger='current',
+                level=logging.WARNING,
+            )
             return
         if rest is not None:
             # Let mmengine run the non-pretrained initialisers first.
@@ -409,11 +426,17 @@ class ResolverPretrainedMixin:
                 self.init_cfg = original
         path = resolve_checkpoint(pretrained['checkpoint'])
         state = load_third_party_state_dict(
-            path, map_location=pretrained.get('map_location', 'cpu'),
-            key=pretrained.get('key'), prefix=pretrained.get('prefix'))
+            path,
+            map_location=pretrained.get('map_location', 'cpu'),
+            key=pretrained.get('key'),
+            prefix=pretrained.get('prefix'),
+        )
         self.load_pretrained_state_dict(state)
         record_loaded_weights(self, pretrained['checkpoint'], path)
-        print_log(f'{type(self).__name__}: loaded {len(state)} tensors from '
-                  f"{pretrained['checkpoint']} ({path})", logger='current',
-                  level=logging.INFO)
+        print_log(
+            f'{type(self).__name__}: loaded {len(state)} tensors from '
+            f'{pretrained["checkpoint"]} ({path})',
+            logger='current',
+            level=logging.INFO,
+        )
         self._is_init = True

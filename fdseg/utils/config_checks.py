@@ -22,6 +22,7 @@ Example::
     from fdseg.utils.config_checks import load_config
     cfg = load_config(args.config, args.cfg_options)
 """
+
 import difflib
 import functools
 import inspect
@@ -45,19 +46,49 @@ _EXTRA_RUNNER_KEYS = frozenset({'runner_type', 'custom_imports'})
 # warned about, even when they look like a runner key
 # (``tta_pipeline`` ~ ``train_pipeline``, ``train_dataset`` ~
 # ``train_dataloader``).
-HELPER_KEYS = frozenset({
-    # fdseg configs
-    'data_root', 'dataset_type', 'shot', 'way', 'fold', 'held_out',
-    'img_scale', 'train_pipeline', 'test_pipeline', 'val_pipeline',
-    'train_dataset', 'val_dataset', 'test_dataset', 'teacher_size',
-    'student_size', 'vis_backends', 'optimizer',
-    # common in OpenMMLab configs
-    'crop_size', 'img_size', 'image_size', 'norm_cfg', 'backbone_norm_cfg',
-    'tta_model', 'tta_pipeline', 'pretrained',
-    'checkpoint', 'checkpoint_file', 'num_classes', 'max_iters',
-    'max_epochs', 'base_lr', 'batch_size', 'num_workers', 'backend_args',
-    'metainfo', 'class_names', 'palette',
-})
+HELPER_KEYS = frozenset(
+    {
+        # fdseg configs
+        'data_root',
+        'dataset_type',
+        'shot',
+        'way',
+        'fold',
+        'held_out',
+        'img_scale',
+        'train_pipeline',
+        'test_pipeline',
+        'val_pipeline',
+        'train_dataset',
+        'val_dataset',
+        'test_dataset',
+        'teacher_size',
+        'student_size',
+        'vis_backends',
+        'optimizer',
+        # common in OpenMMLab configs
+        'crop_size',
+        'img_size',
+        'image_size',
+        'norm_cfg',
+        'backbone_norm_cfg',
+        'tta_model',
+        'tta_pipeline',
+        'pretrained',
+        'checkpoint',
+        'checkpoint_file',
+        'num_classes',
+        'max_iters',
+        'max_epochs',
+        'base_lr',
+        'batch_size',
+        'num_workers',
+        'backend_args',
+        'metainfo',
+        'class_names',
+        'palette',
+    }
+)
 
 # A key this close to a runner key (difflib ratio) but not equal to it is
 # reported as a probable misspelling; 0.8 catches one or two wrong letters
@@ -66,15 +97,15 @@ TYPO_CUTOFF = 0.8
 
 # ``self.cfg.get('key'`` / ``runner.cfg['key']`` in a runner's source.
 _CFG_READ = re.compile(
-    r"(?:self|runner)\.cfg(?:\.get\(\s*|\[\s*)['\"]([A-Za-z_]\w*)['\"]")
+    r"(?:self|runner)\.cfg(?:\.get\(\s*|\[\s*)['\"]([A-Za-z_]\w*)['\"]"
+)
 
 
 # --------------------------------------------------------------------------
 # loading
 
 
-def load_config(path: str,
-                cfg_options: Optional[Dict[str, Any]] = None) -> Config:
+def load_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) -> Config:
     """``Config.fromfile`` + ``merge_from_dict`` with clear errors.
 
     Args:
@@ -121,6 +152,7 @@ def fromfile(path: str) -> Config:
             file too.
     """
     from .mmengine_compat import setup_config_loading
+
     setup_config_loading()  # ``_base_ = 'fdseg::...'``
     try:
         return Config.fromfile(path)
@@ -135,8 +167,7 @@ def fromfile(path: str) -> Config:
 
 
 def find_syntax_error(
-    path: str,
-    _chain: Tuple[str, ...] = ()
+    path: str, _chain: Tuple[str, ...] = ()
 ) -> Optional[Tuple[str, SyntaxError, Tuple[str, ...]]]:
     """The first Python file in ``path``'s ``_base_`` tree that fails to parse.
 
@@ -167,20 +198,26 @@ def find_syntax_error(
             base_path, _ = Config._get_cfg_path(base, path)
         except Exception:
             continue
-        found = find_syntax_error(base_path, _chain + (path, ))
+        found = find_syntax_error(base_path, _chain + (path,))
         if found is not None:
             return found
     return None
 
 
-def _named_syntax_error(path: str, exc: SyntaxError,
-                        chain: Sequence[str]) -> SyntaxError:
+def _named_syntax_error(
+    path: str, exc: SyntaxError, chain: Sequence[str]
+) -> SyntaxError:
     where = f'config file {path}, line {exc.lineno}'
     if chain:
         where += ' (via _base_: ' + ' -> '.join([*chain, path]) + ')'
-    details = (path, exc.lineno, exc.offset, exc.text,
-               getattr(exc, 'end_lineno', None),
-               getattr(exc, 'end_offset', None))
+    details = (
+        path,
+        exc.lineno,
+        exc.offset,
+        exc.text,
+        getattr(exc, 'end_lineno', None),
+        getattr(exc, 'end_offset', None),
+    )
     return SyntaxError(f'{exc.msg} in {where}', details)
 
 
@@ -214,14 +251,17 @@ def runner_keys(runner_type: Optional[str] = None) -> frozenset:
 @functools.lru_cache(maxsize=None)
 def _static_runner_keys() -> frozenset:
     from mmengine.runner import Runner
+
     classes = [Runner]
     try:
         from mmengine.runner import FlexibleRunner
+
         classes.append(FlexibleRunner)
     except ImportError:  # older mmengine
         pass
     try:
         from fdseg.engine.runner import FDSegRunner
+
         classes.append(FDSegRunner)
     except ImportError:
         pass
@@ -242,12 +282,12 @@ def _class_keys(cls: type) -> frozenset:
         except (TypeError, ValueError):
             continue
         keys |= {
-            n for n, p in params.items()
+            n
+            for n, p in params.items()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         }
         try:
-            keys |= set(_CFG_READ.findall(
-                inspect.getsource(inspect.getmodule(klass))))
+            keys |= set(_CFG_READ.findall(inspect.getsource(inspect.getmodule(klass))))
         except (OSError, TypeError):  # no source (frozen, compiled)
             pass
     # 'self' and 'cfg' are parameters, not config keys.
@@ -259,6 +299,7 @@ def _runner_class(runner_type: Optional[str]) -> Optional[type]:
         return None
     try:
         from fdseg.registry import RUNNERS
+
         return RUNNERS.get(runner_type)
     except Exception:  # unknown type: building the runner will say so
         return None
@@ -282,19 +323,24 @@ def misspelled_keys(cfg: Config) -> List[Tuple[str, str]]:
     lowered = {k.lower(): k for k in known}
     out = []
     for key in cfg.keys():
-        if (not isinstance(key, str) or key.startswith('_') or key in known
-                or key in HELPER_KEYS):
+        if (
+            not isinstance(key, str)
+            or key.startswith('_')
+            or key in known
+            or key in HELPER_KEYS
+        ):
             continue
         close = difflib.get_close_matches(
-            key.lower(), sorted(lowered), n=1, cutoff=TYPO_CUTOFF)
+            key.lower(), sorted(lowered), n=1, cutoff=TYPO_CUTOFF
+        )
         if close:
             out.append((key, lowered[close[0]]))
     return out
 
 
 def warn_misspelled_keys(
-        cfg: Config,
-        from_cfg_options: Collection[str] = ()) -> List[Tuple[str, str]]:
+    cfg: Config, from_cfg_options: Collection[str] = ()
+) -> List[Tuple[str, str]]:
     """Warn (log and ``warnings.warn``) about :func:`misspelled_keys`.
 
     Args:
@@ -311,8 +357,10 @@ def warn_misspelled_keys(
             where = ' (set by --cfg-options)'
         else:
             where = f' in {cfg.filename}' if cfg.filename else ''
-        msg = (f'Config key {key!r}{where} is not read by the runner and is '
-               f'ignored; did you mean {meant!r}?')
+        msg = (
+            f'Config key {key!r}{where} is not read by the runner and is '
+            f'ignored; did you mean {meant!r}?'
+        )
         print_log(msg, logger='current', level=logging.WARNING)
         warnings.warn(msg, UserWarning, stacklevel=2)
     return found
@@ -348,14 +396,14 @@ def check_cfg_options(cfg: Config, cfg_options: Dict[str, Any]) -> None:
             continue
         expected = _type_mismatch(old, new)
         if expected is not None:
-            errors.append(f'--cfg-options {key}: expected {expected}, '
-                          f'got {new!r}')
+            errors.append(f'--cfg-options {key}: expected {expected}, got {new!r}')
     if errors:
         if any('expected str' in e for e in errors):
             errors.append(
                 '(mmengine parses digits, True/False and None on the '
                 'command line; a str of digits has to be set in a config '
-                'file that inherits this one)')
+                'file that inherits this one)'
+            )
         raise ValueError('\n'.join(errors))
 
 
@@ -378,8 +426,7 @@ def _type_mismatch(old: Any, new: Any) -> Optional[str]:
     return None if isinstance(new, str) else 'str'
 
 
-def _flatten(options: Dict[str, Any],
-             prefix: str = '') -> Iterator[Tuple[str, Any]]:
+def _flatten(options: Dict[str, Any], prefix: str = '') -> Iterator[Tuple[str, Any]]:
     # A programmatic caller may nest dicts; DictAction gives dotted keys.
     for key, value in options.items():
         full = f'{prefix}{key}'
@@ -394,16 +441,16 @@ def _lookup(node: Any, dotted: str) -> Tuple[bool, Any]:
     for part in dotted.split('.'):
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif (isinstance(node, (list, tuple)) and part.isdigit()
-              and int(part) < len(node)):
+        elif (
+            isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node)
+        ):
             node = node[int(part)]
         else:
             return False, None
     return True, node
 
 
-def warn_ineffective_overrides(cfg: Config,
-                               cfg_options: Dict[str, Any]) -> List[str]:
+def warn_ineffective_overrides(cfg: Config, cfg_options: Dict[str, Any]) -> List[str]:
     """Warn about overrides of top-level helper variables.
 
     ``--cfg-options shot=5`` changes the top-level ``shot`` only: the
@@ -423,12 +470,15 @@ def warn_ineffective_overrides(cfg: Config,
         top = key.split('.', 1)[0]
         if top in known or top not in cfg or top.startswith('_'):
             continue
-        uses = [p for p in _paths(cfg._cfg_dict)
-                if p.rsplit('.', 1)[-1] == top and '.' in p]
-        hint = (f'; override {" / ".join(uses[:3])} instead' if uses else '')
-        msg = (f'--cfg-options {key}: {top!r} is a helper variable of the '
-               'config, already used when the config was loaded; changing '
-               f'it now has no effect{hint}')
+        uses = [
+            p for p in _paths(cfg._cfg_dict) if p.rsplit('.', 1)[-1] == top and '.' in p
+        ]
+        hint = f'; override {" / ".join(uses[:3])} instead' if uses else ''
+        msg = (
+            f'--cfg-options {key}: {top!r} is a helper variable of the '
+            'config, already used when the config was loaded; changing '
+            f'it now has no effect{hint}'
+        )
         print_log(msg, logger='current', level=logging.WARNING)
         warnings.warn(msg, UserWarning, stacklevel=2)
         warned.append(key)

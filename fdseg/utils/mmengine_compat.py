@@ -13,6 +13,7 @@ where configs are loaded, by :func:`fdseg.utils.register_all_modules`,
 config with ``fdseg::`` names itself calls
 :func:`fdseg.utils.setup_config_loading` (or ``register_all_modules``) first.
 """
+
 import importlib.util
 import os.path as osp
 

@@ -11,14 +11,14 @@ with ``--out`` (``gfds_table.py`` reads that file for the FPS column)::
     python tools/analysis_tools/benchmark_fps.py <config> --device cpu \
         --threads 4
 """
+
 import argparse
 import json
 import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
@@ -29,69 +29,95 @@ from mmengine.registry import init_default_scope  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='test config (method + dataset)')
-    parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='fdseg checkpoint; omit for training-free '
-                        'methods')
-    parser.add_argument('--device', default=None,
-                        help="'cpu', 'cuda', 'cuda:1'; default cuda if "
-                        'available')
-    parser.add_argument('--warmup', type=int, default=10,
-                        help='untimed queries first')
-    parser.add_argument('--iters', type=int, default=50,
-                        help='timed queries')
-    parser.add_argument('--episodes', type=int, default=10,
-                        help='distinct episodes to cycle through')
-    parser.add_argument('--amp', default='auto',
-                        choices=['auto', 'bf16', 'fp16', 'fp32'],
-                        help='autocast dtype (auto: bf16/fp16 on CUDA, fp32 '
-                        'on CPU)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (CPU)')
-    parser.add_argument('--no-pin', action='store_true',
-                        help='time support encoding too (not the protocol)')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help='fdseg checkpoint; omit for training-free methods',
+    )
+    parser.add_argument(
+        '--device',
+        default=None,
+        help="'cpu', 'cuda', 'cuda:1'; default cuda if available",
+    )
+    parser.add_argument('--warmup', type=int, default=10, help='untimed queries first')
+    parser.add_argument('--iters', type=int, default=50, help='timed queries')
+    parser.add_argument(
+        '--episodes', type=int, default=10, help='distinct episodes to cycle through'
+    )
+    parser.add_argument(
+        '--amp',
+        default='auto',
+        choices=['auto', 'bf16', 'fp16', 'fp32'],
+        help='autocast dtype (auto: bf16/fp16 on CUDA, fp32 on CPU)',
+    )
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch.set_num_threads (CPU)'
+    )
+    parser.add_argument(
+        '--no-pin',
+        action='store_true',
+        help='time support encoding too (not the protocol)',
+    )
     parser.add_argument('--out', default=None, help='write the result JSON')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings'
+    )
     return parser.parse_args(argv)
 
 
 def load_batches(cfg: Config, num: int):
     """``num`` collated single-episode batches of the test dataset."""
     from fdseg.registry import DATASETS
+
     ds_cfg = cfg.test_dataloader.dataset
     dataset = DATASETS.build(ds_cfg)
     if len(dataset) == 0:
         raise ValueError('the test dataset is empty')
-    return [pseudo_collate([dataset[i % len(dataset)]])
-            for i in range(min(num, len(dataset)))]
+    return [
+        pseudo_collate([dataset[i % len(dataset)]])
+        for i in range(min(num, len(dataset)))
+    ]
 
 
 def main(argv=None):
     args = parse_args(argv)
     from fdseg.utils.config_checks import load_config
+
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'fdseg'))
     import fdseg.utils
+
     fdseg.utils.register_all_modules(init_default_scope=False)
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
+
         import_modules_from_strings(**cfg.custom_imports)
     from fdseg.apis.inference import init_model
     from fdseg.evaluation.fps import measure_fps
+
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_model(cfg, args.checkpoint, device=device)
     batches = load_batches(cfg, args.episodes)
-    res = measure_fps(model, batches, args.warmup, args.iters,
-                      amp=args.amp, pin_support=not args.no_pin)
+    res = measure_fps(
+        model,
+        batches,
+        args.warmup,
+        args.iters,
+        amp=args.amp,
+        pin_support=not args.no_pin,
+    )
     res['config'] = args.config
     res['checkpoint'] = args.checkpoint
-    print(f"FPS {res['fps']:.1f} ({res['ms_per_query']:.2f} ms/query) on "
-          f"{res['device']}, {res['dtype']}, {res['threads']} torch threads, "
-          f"batch 1, {res['num_iters']} timed queries after "
-          f"{res['num_warmup']} warm-up, support "
-          f"{'excluded' if res['support_excluded'] else 'INCLUDED'}")
+    print(
+        f'FPS {res["fps"]:.1f} ({res["ms_per_query"]:.2f} ms/query) on '
+        f'{res["device"]}, {res["dtype"]}, {res["threads"]} torch threads, '
+        f'batch 1, {res["num_iters"]} timed queries after '
+        f'{res["num_warmup"]} warm-up, support '
+        f'{"excluded" if res["support_excluded"] else "INCLUDED"}'
+    )
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:

@@ -27,6 +27,7 @@ raises its class-score bias so it emits many masks (reported as
 default (``--r0 gt``: defect-like, as a trained FM gives), since a
 random-weight FM's R0 is arbitrary (``--r0 fm`` uses it anyway).
 """
+
 import argparse
 import json
 import os
@@ -35,8 +36,7 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 os.environ.setdefault('YOLO_OFFLINE', '1')
 
 import torch  # noqa: E402
@@ -61,21 +61,42 @@ ALL = ['fastsam_x', 'fastsam_s'] + [f'sam2:{m}' for m in SAM2_MODES]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('config', nargs='?', default='configs/fm/'
-                   'fm-fastsam_pdn-l_no-train_synthetic-all-1shot.py')
-    p.add_argument('--refiners', nargs='+', default=['fastsam_x',
-                                                     'fastsam_s'],
-                   help=f"any of {ALL} or 'all'")
+    p.add_argument(
+        'config',
+        nargs='?',
+        default='configs/fm/fm-fastsam_pdn-l_no-train_synthetic-all-1shot.py',
+    )
+    p.add_argument(
+        '--refiners',
+        nargs='+',
+        default=['fastsam_x', 'fastsam_s'],
+        help=f"any of {ALL} or 'all'",
+    )
     p.add_argument('--num-queries', type=int, default=8)
-    p.add_argument('--sam2-queries', type=int, default=None,
-                   help='queries for the SAM2 modes (default: all)')
-    p.add_argument('--warmup', type=int, default=1,
-                   help='untimed calls first (model loading, allocators)')
-    p.add_argument('--random-weights', action='store_true',
-                   help='no checkpoint anywhere (FM, FastSAM, SAM2)')
-    p.add_argument('--fastsam-bias', type=float, default=None,
-                   help='class-score bias of a random FastSAM (default 2.0 '
-                   'with --random-weights): random weights detect nothing')
+    p.add_argument(
+        '--sam2-queries',
+        type=int,
+        default=None,
+        help='queries for the SAM2 modes (default: all)',
+    )
+    p.add_argument(
+        '--warmup',
+        type=int,
+        default=1,
+        help='untimed calls first (model loading, allocators)',
+    )
+    p.add_argument(
+        '--random-weights',
+        action='store_true',
+        help='no checkpoint anywhere (FM, FastSAM, SAM2)',
+    )
+    p.add_argument(
+        '--fastsam-bias',
+        type=float,
+        default=None,
+        help='class-score bias of a random FastSAM (default 2.0 '
+        'with --random-weights): random weights detect nothing',
+    )
     p.add_argument('--r0', choices=['gt', 'fm'], default='gt')
     p.add_argument('--sam2-model', default='s')
     p.add_argument('--sam2-image-size', type=int, default=1024)
@@ -97,16 +118,21 @@ def _timed(fn, device):
 
 
 def _stats(ms):
-    return dict(mean_ms=statistics.fmean(ms),
-                std_ms=statistics.pstdev(ms) if len(ms) > 1 else 0.0,
-                n=len(ms))
+    return dict(
+        mean_ms=statistics.fmean(ms),
+        std_ms=statistics.pstdev(ms) if len(ms) > 1 else 0.0,
+        n=len(ms),
+    )
 
 
 def build_refiner(name, args):
     torch.manual_seed(0)  # random weights: the same model in every run
     if name.startswith('fastsam'):
-        cfg = dict(type='FastSAMRefiner', model=name.split('_')[1],
-                   checkpoint=None if args.random_weights else 'default')
+        cfg = dict(
+            type='FastSAMRefiner',
+            model=name.split('_')[1],
+            checkpoint=None if args.random_weights else 'default',
+        )
         ref = MODELS.build(cfg)
         bias = args.fastsam_bias
         if bias is None and args.random_weights:
@@ -117,8 +143,12 @@ def build_refiner(name, args):
                 seq[-1].bias.data.fill_(bias)
         return ref
     mode = name.split(':', 1)[1]
-    cfg = dict(type='SAM2PromptRefiner', model=args.sam2_model,
-               image_size=args.sam2_image_size, **SAM2_MODES[mode])
+    cfg = dict(
+        type='SAM2PromptRefiner',
+        model=args.sam2_model,
+        image_size=args.sam2_image_size,
+        **SAM2_MODES[mode],
+    )
     if args.random_weights:
         cfg['checkpoint'] = None
     return MODELS.build(cfg)
@@ -136,6 +166,7 @@ def main(argv=None):
     device = torch.device(args.device)
 
     from fdseg.utils.config_checks import load_config
+
     cfg = load_config(args.config, args.cfg_options)
     torch.manual_seed(0)
     model_cfg = cfg.model.copy()
@@ -161,8 +192,7 @@ def main(argv=None):
         for i, data in enumerate(batches):
             samples = data['data_samples']
             model.clear_support()
-            out, ms = _timed(lambda: model.predict(data['inputs'], samples),
-                             device)
+            out, ms = _timed(lambda: model.predict(data['inputs'], samples), device)
             if i >= args.warmup:
                 fm_ms.append(ms)
             if args.r0 == 'gt':
@@ -173,8 +203,10 @@ def main(argv=None):
             r0s.append(r0[None].to(device))
             imgs.append(model.data_preprocessor.denormalize(data['inputs']))
     results['FM'] = _stats(fm_ms)
-    print(f"FM ({cfg.model.backbone.get('size', '')}): "
-          f"{results['FM']['mean_ms']:.1f} ms/query")
+    print(
+        f'FM ({cfg.model.backbone.get("size", "")}): '
+        f'{results["FM"]["mean_ms"]:.1f} ms/query'
+    )
 
     for name in names:
         ref = build_refiner(name, args)
@@ -190,10 +222,8 @@ def main(argv=None):
         for i in range(n_q):
             img, r0 = imgs[i], r0s[i]
             if name.startswith('fastsam'):
-                masks, t_gen = _timed(lambda: ref.segment_everything(img),
-                                      device)
-                _, t_fus = _timed(lambda: ref.fusion(r0[0], masks[0]),
-                                  device)
+                masks, t_gen = _timed(lambda: ref.segment_everything(img), device)
+                _, t_fus = _timed(lambda: ref.fusion(r0[0], masks[0]), device)
                 t_all = t_gen + t_fus
                 count = masks[0].shape[0]
             else:
@@ -202,12 +232,16 @@ def main(argv=None):
                 if mode['prompt_mode'] == 'everything':
                     count = mode['points_per_side'] ** 2
                 else:
-                    from fdseg.models.refiners.sam2_prompt_refiner import \
-                        prompts_from_mask
-                    p = prompts_from_mask(r0[0] > 0, mode['prompt_mode'],
-                                          mode.get('point_stride', 1))
-                    count = (p['points'] if p['points'] is not None
-                             else p['boxes']).shape[0]
+                    from fdseg.models.refiners.sam2_prompt_refiner import (
+                        prompts_from_mask,
+                    )
+
+                    p = prompts_from_mask(
+                        r0[0] > 0, mode['prompt_mode'], mode.get('point_stride', 1)
+                    )
+                    count = (
+                        p['points'] if p['points'] is not None else p['boxes']
+                    ).shape[0]
                 t_gen = t_fus = None
             if i < args.warmup:
                 continue
@@ -218,29 +252,42 @@ def main(argv=None):
                 fus.append(t_fus)
         res = _stats(total)
         res['per_query_count'] = statistics.fmean(counts) if counts else 0
-        res['count_kind'] = 'masks' if name.startswith('fastsam') or \
-            'everything' in name else 'prompts'
+        res['count_kind'] = (
+            'masks' if name.startswith('fastsam') or 'everything' in name else 'prompts'
+        )
         if gen:
             res['masks_ms'] = statistics.fmean(gen)
             res['fusion_ms'] = statistics.fmean(fus)
         results[name] = res
-        extra = (f" (masks {res['masks_ms']:.1f} + fusion "
-                 f"{res['fusion_ms']:.1f})" if gen else '')
-        print(f"{name}: {res['mean_ms']:.1f} ms/query{extra}, "
-              f"{res['per_query_count']:.0f} {res['count_kind']}/query")
+        extra = (
+            f' (masks {res["masks_ms"]:.1f} + fusion {res["fusion_ms"]:.1f})'
+            if gen
+            else ''
+        )
+        print(
+            f'{name}: {res["mean_ms"]:.1f} ms/query{extra}, '
+            f'{res["per_query_count"]:.0f} {res["count_kind"]}/query'
+        )
 
-    meta = dict(config=args.config, device=str(device),
-                threads=torch.get_num_threads(),
-                random_weights=args.random_weights, r0=args.r0,
-                sam2_model=args.sam2_model,
-                sam2_image_size=args.sam2_image_size)
+    meta = dict(
+        config=args.config,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        random_weights=args.random_weights,
+        r0=args.r0,
+        sam2_model=args.sam2_model,
+        sam2_image_size=args.sam2_image_size,
+    )
     print('\n| component | ms / query | std | FPS | per query |')
     print('|---|---|---|---|---|')
     for k, v in results.items():
-        cnt = (f"{v['per_query_count']:.0f} {v['count_kind']}"
-               if 'count_kind' in v else '')
-        print(f"| {k} | {v['mean_ms']:.1f} | {v['std_ms']:.1f} | "
-              f"{1000.0 / v['mean_ms']:.2f} | {cnt} |")
+        cnt = (
+            f'{v["per_query_count"]:.0f} {v["count_kind"]}' if 'count_kind' in v else ''
+        )
+        print(
+            f'| {k} | {v["mean_ms"]:.1f} | {v["std_ms"]:.1f} | '
+            f'{1000.0 / v["mean_ms"]:.2f} | {cnt} |'
+        )
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(meta=meta, results=results), f, indent=1)

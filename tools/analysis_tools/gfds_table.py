@@ -16,6 +16,7 @@ writes ``table4.md``, ``table4.csv``, ``miou_vs_fps.png`` (average mIoU
 against FPS, log-scaled) and ``per_category.png`` (IoU per category and
 method) to ``--out-dir``, and prints the Markdown table.
 """
+
 import argparse
 import csv
 import math
@@ -23,32 +24,54 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from fdseg.evaluation.gfds_report import (table_columns,  # noqa: E402
-                                          to_csv_rows, to_markdown)
-from fdseg.evaluation.gfds_table4 import (load_result,  # noqa: E402
-                                          merge_rows, paper_rows)
+from fdseg.evaluation.gfds_report import (
+    table_columns,  # noqa: E402
+    to_csv_rows,
+    to_markdown,
+)
+from fdseg.evaluation.gfds_table4 import (
+    load_result,  # noqa: E402
+    merge_rows,
+    paper_rows,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        '--method', nargs='+', action='append', default=[],
+        '--method',
+        nargs='+',
+        action='append',
+        default=[],
         metavar=('NAME', 'PATH'),
         help='a row: its name, then result folders/files (merged) and '
-        'optionally an FPS JSON; repeat for more rows')
+        'optionally an FPS JSON; repeat for more rows',
+    )
     parser.add_argument(
-        '--paper', nargs='*', default=None,
-        help='add rows of the paper\'s Table 4 (names, or none for all)')
-    parser.add_argument('--products', nargs='+', default=None,
-                        help='columns (default: the products of the rows)')
-    parser.add_argument('--fps', nargs=2, action='append', default=[],
-                        metavar=('NAME', 'FPS'),
-                        help='set the FPS of a row by hand')
-    parser.add_argument('--out-dir', default=None,
-                        help='write table4.md/.csv and the plots here')
+        '--paper',
+        nargs='*',
+        default=None,
+        help="add rows of the paper's Table 4 (names, or none for all)",
+    )
+    parser.add_argument(
+        '--products',
+        nargs='+',
+        default=None,
+        help='columns (default: the products of the rows)',
+    )
+    parser.add_argument(
+        '--fps',
+        nargs=2,
+        action='append',
+        default=[],
+        metavar=('NAME', 'FPS'),
+        help='set the FPS of a row by hand',
+    )
+    parser.add_argument(
+        '--out-dir', default=None, help='write table4.md/.csv and the plots here'
+    )
     parser.add_argument('--title', default='GFDS benchmark (1-way 1-shot)')
     return parser.parse_args(argv)
 
@@ -78,22 +101,22 @@ def build_rows(methods, paper=None, fps_overrides=()) -> dict:
         names = paper or list(table)
         for n in names:
             if n not in table:
-                raise SystemExit(f'--paper {n}: not a Table-4 row '
-                                 f'({", ".join(table)})')
+                raise SystemExit(f'--paper {n}: not a Table-4 row ({", ".join(table)})')
             rows[f'{n} (paper)'] = table[n]
     for name, value in fps_overrides:
         if name not in rows:
             raise SystemExit(f'--fps {name}: no such row')
-        rows[name]['fps'] = dict(fps=float(value), device='given',
-                                 dtype='')
+        rows[name]['fps'] = dict(fps=float(value), device='given', dtype='')
     return rows
 
 
 def plot_miou_fps(rows: dict, path: str, title: str) -> None:
     """Average mIoU against FPS (log x), one labelled point per row."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, row in rows.items():
         fps = (row.get('fps') or {}).get('fps')
@@ -101,17 +124,25 @@ def plot_miou_fps(rows: dict, path: str, title: str) -> None:
         if fps is None or fps <= 0 or miou is None or math.isnan(miou):
             continue
         paper = name.endswith('(paper)')
-        ax.scatter(fps, miou, marker='s' if paper else 'o',
-                   c='tab:gray' if paper else 'tab:red', zorder=3)
-        ax.annotate(name, (fps, miou), textcoords='offset points',
-                    xytext=(4, 4), fontsize=8)
+        ax.scatter(
+            fps,
+            miou,
+            marker='s' if paper else 'o',
+            c='tab:gray' if paper else 'tab:red',
+            zorder=3,
+        )
+        ax.annotate(
+            name, (fps, miou), textcoords='offset points', xytext=(4, 4), fontsize=8
+        )
     ax.set_xscale('log')
     ax.set_xlabel('FPS (batch 1, support excluded; log scale)')
     ax.set_ylabel('average mIoU (%)')
     ax.set_title(title)
     ax.grid(True, which='both', alpha=0.3)
-    devices = sorted({(r.get('fps') or {}).get('device', '')
-                      for r in rows.values() if r.get('fps')} - {''})
+    devices = sorted(
+        {(r.get('fps') or {}).get('device', '') for r in rows.values() if r.get('fps')}
+        - {''}
+    )
     if devices:
         fig.text(0.01, 0.01, 'devices: ' + '; '.join(devices), fontsize=6)
     fig.tight_layout()
@@ -122,11 +153,16 @@ def plot_miou_fps(rows: dict, path: str, title: str) -> None:
 def plot_per_category(rows: dict, path: str, title: str) -> bool:
     """Grouped bars: IoU of every category, one bar per method."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import numpy as np
-    named = {n: r for n, r in rows.items()
-             if any(p['categories'] for p in r['products'].values())}
+
+    named = {
+        n: r
+        for n, r in rows.items()
+        if any(p['categories'] for p in r['products'].values())
+    }
     if not named:
         return False
     cols = table_columns(named)
@@ -134,22 +170,26 @@ def plot_per_category(rows: dict, path: str, title: str) -> bool:
     for p in cols:
         cats = []
         for r in named.values():
-            cats += [c for c in r['products'].get(p, {}).get(
-                'categories', {}) if c not in cats]
+            cats += [
+                c
+                for c in r['products'].get(p, {}).get('categories', {})
+                if c not in cats
+            ]
         labels += [(p, c) for c in cats]
     x = np.arange(len(labels))
     width = 0.8 / len(named)
-    fig, ax = plt.subplots(figsize=(max(8, 0.35 * len(labels) * max(
-        1, len(named) / 2)), 4.5))
+    fig, ax = plt.subplots(
+        figsize=(max(8, 0.35 * len(labels) * max(1, len(named) / 2)), 4.5)
+    )
     for i, (name, row) in enumerate(named.items()):
-        vals = [row['products'].get(p, {}).get('categories', {}).get(
-            c, float('nan')) for p, c in labels]
+        vals = [
+            row['products'].get(p, {}).get('categories', {}).get(c, float('nan'))
+            for p, c in labels
+        ]
         vals = [0.0 if v is None else v for v in vals]
-        ax.bar(x + (i - (len(named) - 1) / 2) * width, vals, width,
-               label=name)
+        ax.bar(x + (i - (len(named) - 1) / 2) * width, vals, width, label=name)
     ax.set_xticks(x)
-    ax.set_xticklabels([f'{p}/{c}' for p, c in labels], rotation=90,
-                       fontsize=7)
+    ax.set_xticklabels([f'{p}/{c}' for p, c in labels], rotation=90, fontsize=7)
     ax.set_ylabel('IoU (%)')
     ax.set_title(title + ': per-category IoU')
     ax.legend(fontsize=7)
@@ -172,10 +212,12 @@ def main(argv=None):
         os.makedirs(args.out_dir, exist_ok=True)
         outputs['markdown'] = osp.join(args.out_dir, 'table4.md')
         with open(outputs['markdown'], 'w') as f:
-            f.write(f'# {args.title}\n\n'
-                    "Cells: 'mIoU, FB-IoU' (%). Average: mIoU over the "
-                    'categories (official weighting), FB-IoU over the '
-                    'products.\n\n' + md)
+            f.write(
+                f'# {args.title}\n\n'
+                "Cells: 'mIoU, FB-IoU' (%). Average: mIoU over the "
+                'categories (official weighting), FB-IoU over the '
+                'products.\n\n' + md
+            )
         outputs['csv'] = osp.join(args.out_dir, 'table4.csv')
         with open(outputs['csv'], 'w', newline='') as f:
             csv.writer(f).writerows(to_csv_rows(rows, args.products))

@@ -9,11 +9,12 @@ Examples::
 
     python tools/analysis_tools/plot_distill_loss.py \\
         work_dirs/distill_pdn-l_dino-vits8_160k_imagenet \\
-        work_dirs/distill_pdn-l_dinov2-vits14-896_160k_imagenet \\
-        work_dirs/distill_pdn-l-512_wr50-l2_160k_imagenet \\
-        work_dirs/distill_pdn-l-512_wr101-l2_160k_imagenet \\
+        work_dirs/distill_pdn-l_dinov2-vits14-896x896_160k_imagenet \\
+        work_dirs/distill_pdn-l-c512_wr50-l2_160k_imagenet \\
+        work_dirs/distill_pdn-l-c512_wr101-l2_160k_imagenet \\
         --labels DINO DINOv2 WR50-l2 WR101-l2 --smooth 20 --out fig9_loss.png
 """
+
 import argparse
 import glob
 import json
@@ -43,21 +44,22 @@ def find_logs(source: str) -> List[str]:
         raise FileNotFoundError(f'{source} is neither a work dir nor a file')
     # mmengine: <work_dir>/<timestamp>/vis_data/scalars.json; timestamps
     # (YYYYmmdd_HHMMSS) sort chronologically.
-    files = sorted(glob.glob(osp.join(source, '*', 'vis_data',
-                                      'scalars.json')))
+    files = sorted(glob.glob(osp.join(source, '*', 'vis_data', 'scalars.json')))
     if not files:
-        files = sorted(glob.glob(osp.join(source, '**', 'scalars.json'),
-                                 recursive=True))
+        files = sorted(
+            glob.glob(osp.join(source, '**', 'scalars.json'), recursive=True)
+        )
     if not files:
         raise FileNotFoundError(
             f'no vis_data/scalars.json under {source}; is it an mmengine '
-            'work dir (LocalVisBackend)?')
+            'work dir (LocalVisBackend)?'
+        )
     return files
 
 
-def read_curve(files: Sequence[str],
-               keys: Sequence[str] = DEFAULT_KEYS
-               ) -> Tuple[str, List[int], List[float]]:
+def read_curve(
+    files: Sequence[str], keys: Sequence[str] = DEFAULT_KEYS
+) -> Tuple[str, List[int], List[float]]:
     """Read ``(iter, loss)`` pairs; later files win on repeated iterations.
 
     Args:
@@ -82,8 +84,7 @@ def read_curve(files: Sequence[str],
     for key in keys:
         points: Dict[int, float] = {}
         for rec in records:
-            if key in rec and 'iter' in rec and rec.get('mode', 'train') \
-                    == 'train':
+            if key in rec and 'iter' in rec and rec.get('mode', 'train') == 'train':
                 points[int(rec['iter'])] = float(rec[key])
         if points:
             iters = sorted(points)
@@ -106,19 +107,26 @@ def smooth(values: Sequence[float], window: int) -> List[float]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Plot distillation loss vs iteration (GFDS Fig. 9 right)')
-    parser.add_argument('sources', nargs='+',
-                        help='work dirs or json log files, one curve each')
-    parser.add_argument('--labels', nargs='+',
-                        help='legend labels (default: source names)')
-    parser.add_argument('--keys', nargs='+', default=list(DEFAULT_KEYS),
-                        help='scalar to plot; the first one found is used')
-    parser.add_argument('--smooth', type=int, default=1,
-                        help='moving-average window in logged points')
+        description='Plot distillation loss vs iteration (GFDS Fig. 9 right)'
+    )
+    parser.add_argument(
+        'sources', nargs='+', help='work dirs or json log files, one curve each'
+    )
+    parser.add_argument(
+        '--labels', nargs='+', help='legend labels (default: source names)'
+    )
+    parser.add_argument(
+        '--keys',
+        nargs='+',
+        default=list(DEFAULT_KEYS),
+        help='scalar to plot; the first one found is used',
+    )
+    parser.add_argument(
+        '--smooth', type=int, default=1, help='moving-average window in logged points'
+    )
     parser.add_argument('--logy', action='store_true', help='log y axis')
     parser.add_argument('--title', default='Distillation loss')
-    parser.add_argument('--out', default='distill_loss.png',
-                        help='output image (PNG)')
+    parser.add_argument('--out', default='distill_loss.png', help='output image (PNG)')
     parser.add_argument('--dpi', type=int, default=150)
     return parser.parse_args(argv)
 
@@ -126,9 +134,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> str:
     args = parse_args(argv)
     if args.labels and len(args.labels) != len(args.sources):
-        raise SystemExit(f'{len(args.labels)} labels for '
-                         f'{len(args.sources)} sources')
+        raise SystemExit(f'{len(args.labels)} labels for {len(args.sources)} sources')
     import matplotlib
+
     matplotlib.use('Agg')  # files only, no display needed
     import matplotlib.pyplot as plt
 
@@ -136,12 +144,13 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     ylabel = None
     for i, src in enumerate(args.sources):
         key, iters, values = read_curve(find_logs(src), args.keys)
-        label = (args.labels[i] if args.labels else
-                 osp.basename(osp.normpath(src)))
+        label = args.labels[i] if args.labels else osp.basename(osp.normpath(src))
         ax.plot(iters, smooth(values, args.smooth), label=label, lw=1.2)
         ylabel = ylabel or key
-        print(f'{label}: {key} {values[0]:.4f} (iter {iters[0]}) -> '
-              f'{values[-1]:.4f} (iter {iters[-1]}), {len(iters)} points')
+        print(
+            f'{label}: {key} {values[0]:.4f} (iter {iters[0]}) -> '
+            f'{values[-1]:.4f} (iter {iters[-1]}), {len(iters)} points'
+        )
     ax.set_xlabel('iteration')
     ax.set_ylabel(ylabel)
     if args.logy:

@@ -12,23 +12,27 @@ Prints per product and category the images found and the Table-1 count and
 lists every difference (naming product and category); ``--strict`` exits
 with status 1 if there is one.
 """
+
 import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-from fdseg.benchmarks import (BENCHMARKS, PRODUCTS,  # noqa: E402
-                              benchmark_categories, resolve_product)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from fdseg.benchmarks import (
+    BENCHMARKS,
+    PRODUCTS,  # noqa: E402
+    benchmark_categories,
+    resolve_product,
+)
 from fdseg.datasets.gfds_counts import check_counts  # noqa: E402
 
 
 def _found(root, key, unit):
     from fdseg.datasets.gfds_counts import count_images
+
     e = PRODUCTS[key]
     if e.parts:
-        return count_images(osp.join(root, unit, 'images',
-                                      e.categories[0]))
+        return count_images(osp.join(root, unit, 'images', e.categories[0]))
     return count_images(osp.join(root, e.folder, 'images', unit))
 
 
@@ -36,12 +40,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('data_root')
     parser.add_argument('--products', nargs='+', default=None)
-    parser.add_argument('--benchmark', default='gfds',
-                        choices=sorted(BENCHMARKS))
+    parser.add_argument('--benchmark', default='gfds', choices=sorted(BENCHMARKS))
     parser.add_argument('--strict', action='store_true')
     args = parser.parse_args(argv)
-    keys = [resolve_product(p) for p in args.products] if args.products \
+    keys = (
+        [resolve_product(p) for p in args.products]
+        if args.products
         else list(BENCHMARKS[args.benchmark])
+    )
     print(f'{"product":<14} {"category":<22} {"found":>6} {"expected":>9}')
     for key in keys:
         e = PRODUCTS[key]
@@ -50,10 +56,11 @@ def main(argv=None):
             n = _found(args.data_root, key, unit)
             total += n
             exp = e.counts.get(unit)
-            print(f'{key:<14} {unit:<22} {n:>6} '
-                  f'{"-" if exp is None else exp:>9}')
-        print(f'{key:<14} {"(total)":<22} {total:>6} '
-              f'{"-" if e.total is None else e.total:>9}')
+            print(f'{key:<14} {unit:<22} {n:>6} {"-" if exp is None else exp:>9}')
+        print(
+            f'{key:<14} {"(total)":<22} {total:>6} '
+            f'{"-" if e.total is None else e.total:>9}'
+        )
     issues = check_counts(args.data_root, keys, warn=False)
     for i in issues:
         print('DIFFERENCE:', i['message'])

@@ -9,6 +9,7 @@ official GFDS loader read::
 Images are copied byte for byte (or linked); masks are re-encoded as
 single-channel 0/255 PNGs with the source dataset's own foreground rule.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -42,13 +43,17 @@ def read_unchanged(path: str) -> np.ndarray:
         # channel only for gray palettes, so fall back to PIL for indices.
         try:
             from PIL import Image
+
             with Image.open(path) as im:
                 if im.mode == 'P':
                     return np.asarray(im)
         except ImportError:  # pragma: no cover
             pass
-        img = img[..., 0] if img.shape[2] < 3 else cv2.cvtColor(
-            img[..., :3], cv2.COLOR_BGR2GRAY)
+        img = (
+            img[..., 0]
+            if img.shape[2] < 3
+            else cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
+        )
     return img
 
 
@@ -56,8 +61,7 @@ def list_images(folder: str):
     """Sorted image file names in ``folder`` ([] if it does not exist)."""
     if not osp.isdir(folder):
         return []
-    return sorted(f for f in os.listdir(folder)
-                  if f.lower().endswith(IMG_EXTENSIONS))
+    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTENSIONS))
 
 
 class Writer:
@@ -69,8 +73,7 @@ class Writer:
         overwrite (bool): Replace existing files (else raise).
     """
 
-    def __init__(self, out_root: str, link: bool = False,
-                 overwrite: bool = False):
+    def __init__(self, out_root: str, link: bool = False, overwrite: bool = False):
         self.out_root = out_root
         self.link = link
         self.overwrite = overwrite
@@ -86,8 +89,9 @@ class Writer:
             os.remove(path)
         return path
 
-    def image(self, src: str, folder: str, category: str,
-              stem: Optional[str] = None) -> str:
+    def image(
+        self, src: str, folder: str, category: str, stem: Optional[str] = None
+    ) -> str:
         """Copy (or link) one image; returns its stem."""
         stem = stem or osp.splitext(osp.basename(src))[0]
         ext = osp.splitext(src)[1]
@@ -99,15 +103,20 @@ class Writer:
         self.counts[(folder, category)] += 1
         return stem
 
-    def mask(self, fg: np.ndarray, folder: str, category: str,
-             stem: str) -> None:
+    def mask(self, fg: np.ndarray, folder: str, category: str, stem: str) -> None:
         """Write a boolean foreground as a 0/255 PNG."""
         dst = self._dst(folder, 'ground_truth', category, stem + '.png')
         if not cv2.imwrite(dst, np.where(fg, 255, 0).astype(np.uint8)):
             raise OSError(f'could not write {dst}')
 
-    def pair(self, img_src: str, fg: np.ndarray, folder: str, category: str,
-             stem: Optional[str] = None) -> str:
+    def pair(
+        self,
+        img_src: str,
+        fg: np.ndarray,
+        folder: str,
+        category: str,
+        stem: Optional[str] = None,
+    ) -> str:
         """Write an image and its mask under the same stem."""
         stem = self.image(img_src, folder, category, stem)
         self.mask(fg, folder, category, stem)
@@ -122,17 +131,19 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     """Arguments shared by every converter."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help='the downloaded dataset (unpacked)')
-    parser.add_argument('--out', default='data/gfds',
-                        help='GFDS data root to write into')
-    parser.add_argument('--link', action='store_true',
-                        help='symlink images instead of copying them')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace existing files')
+    parser.add_argument(
+        '--out', default='data/gfds', help='GFDS data root to write into'
+    )
+    parser.add_argument(
+        '--link', action='store_true', help='symlink images instead of copying them'
+    )
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace existing files'
+    )
     return parser
 
 
-def print_summary(summary: Dict[str, int],
-                  check: Optional[Callable] = None) -> None:
+def print_summary(summary: Dict[str, int], check: Optional[Callable] = None) -> None:
     """Print what was written (and the Table-1 check if given)."""
     for k, n in summary.items():
         print(f'  {k}: {n} images')
@@ -144,6 +155,7 @@ def print_summary(summary: Dict[str, int],
 def check_products(out_root: str, products) -> None:
     """Warn where the written data differ from Table 1."""
     import sys
+
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     if repo not in sys.path:
         sys.path.insert(0, repo)
@@ -154,6 +166,6 @@ def check_products(out_root: str, products) -> None:
         return
     issues = check_counts(out_root, products, warn=False)
     for issue in issues:
-        print(f"  Table 1 check: {issue['message']}")
+        print(f'  Table 1 check: {issue["message"]}')
     if not issues:
         print('  Table 1 check: counts match')

@@ -16,15 +16,22 @@ Two published layouts are read:
 writes ``data/gfds/Phone/images/oil/<stem>.jpg`` and
 ``.../ground_truth/oil/<stem>.png``.
 """
+
 import os.path as osp
 import sys
 
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from gfds_convert_common import (Writer, base_parser, check_products,  # noqa
-                                 list_images, print_summary, read_gray,
-                                 read_unchanged)
+from gfds_convert_common import (
+    Writer,
+    base_parser,
+    check_products,  # noqa
+    list_images,
+    print_summary,
+    read_gray,
+    read_unchanged,
+)
 
 FOLDER = 'Phone'
 CATEGORIES = ('oil', 'scratch', 'stain')
@@ -44,12 +51,18 @@ def detect_layout(src: str) -> str:
         return 'voc'
     if all(_find_dir(src, c) for c in CATEGORIES):
         return 'folders'
-    raise FileNotFoundError(f'{src}: neither oil/scratch/stain folders nor a '
-                            'VOC SegmentationClass folder')
+    raise FileNotFoundError(
+        f'{src}: neither oil/scratch/stain folders nor a VOC SegmentationClass folder'
+    )
 
 
-def convert(src: str, out: str, layout: str = 'auto', link: bool = False,
-            overwrite: bool = False) -> dict:
+def convert(
+    src: str,
+    out: str,
+    layout: str = 'auto',
+    link: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Convert MSD; returns ``'<folder>/<category>' -> n``."""
     w = Writer(out, link, overwrite)
     layout = detect_layout(src) if layout == 'auto' else layout
@@ -58,15 +71,15 @@ def convert(src: str, out: str, layout: str = 'auto', link: bool = False,
         for gt in ('ground_truth_1', 'ground_truth_2', 'ground_truth'):
             d = osp.join(src, gt)
             for f in list_images(d):
-                masks.setdefault(osp.splitext(f)[0], []).append(
-                    osp.join(d, f))
+                masks.setdefault(osp.splitext(f)[0], []).append(osp.join(d, f))
         for cat in CATEGORIES:
             d = _find_dir(src, cat)
             for f in list_images(d):
                 stem = osp.splitext(f)[0]
                 if stem not in masks:
                     raise FileNotFoundError(
-                        f'{osp.join(d, f)} has no mask in ground_truth_1/2')
+                        f'{osp.join(d, f)} has no mask in ground_truth_1/2'
+                    )
                 if len(masks[stem]) > 1:
                     raise ValueError(f'{stem}: several masks {masks[stem]}')
                 fg = read_gray(masks[stem][0]) > 0
@@ -78,26 +91,29 @@ def convert(src: str, out: str, layout: str = 'auto', link: bool = False,
         for f in list_images(seg_dir):
             stem = osp.splitext(f)[0]
             if stem not in images:
-                raise FileNotFoundError(f'{osp.join(seg_dir, f)} has no '
-                                        f'image in {img_dir}')
+                raise FileNotFoundError(
+                    f'{osp.join(seg_dir, f)} has no image in {img_dir}'
+                )
             mask = read_unchanged(osp.join(seg_dir, f))
             for v in sorted(int(x) for x in np.unique(mask)):
                 if v in VOC_VALUES:
-                    w.pair(osp.join(img_dir, images[stem]), mask == v,
-                           FOLDER, VOC_VALUES[v], stem)
+                    w.pair(
+                        osp.join(img_dir, images[stem]),
+                        mask == v,
+                        FOLDER,
+                        VOC_VALUES[v],
+                        stem,
+                    )
     else:
-        raise ValueError(f"layout must be 'auto', 'folders' or 'voc', got "
-                         f'{layout!r}')
+        raise ValueError(f"layout must be 'auto', 'folders' or 'voc', got {layout!r}")
     return w.summary()
 
 
 def main(argv=None):
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument('--layout', default='auto',
-                        choices=['auto', 'folders', 'voc'])
+    parser.add_argument('--layout', default='auto', choices=['auto', 'folders', 'voc'])
     args = parser.parse_args(argv)
-    summary = convert(args.src, args.out, args.layout, args.link,
-                      args.overwrite)
+    summary = convert(args.src, args.out, args.layout, args.link, args.overwrite)
     print_summary(summary, lambda: check_products(args.out, ['MSD']))
     return summary
 

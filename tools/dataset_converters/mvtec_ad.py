@@ -13,29 +13,42 @@ writes ``data/gfds/tile/images/crack/000.png`` and
 Note: MVTec's tile/crack has 17 images where Table 1 counts 11; the check
 at the end says so.
 """
+
 import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from gfds_convert_common import (Writer, base_parser, check_products,  # noqa
-                                 list_images, print_summary, read_gray)
+from gfds_convert_common import (
+    Writer,
+    base_parser,
+    check_products,  # noqa
+    list_images,
+    print_summary,
+    read_gray,
+)
 
 # MVTec object -> (GFDS folder, GFDS product key)
 OBJECTS = {'tile': ('tile', 'Tile'), 'grid': ('grid', 'Grid')}
 
 
-def convert(src: str, out: str, objects=('tile', 'grid'),
-            with_good: bool = False, link: bool = False,
-            overwrite: bool = False) -> dict:
+def convert(
+    src: str,
+    out: str,
+    objects=('tile', 'grid'),
+    with_good: bool = False,
+    link: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Convert MVTec AD objects; returns ``'<folder>/<category>' -> n``."""
     w = Writer(out, link, overwrite)
     for obj in objects:
         folder = OBJECTS.get(obj, (obj, obj))[0]
         test_dir = osp.join(src, obj, 'test')
         if not osp.isdir(test_dir):
-            raise FileNotFoundError(f'{test_dir} not found: is {src} the '
-                                    'unpacked MVTec AD root?')
+            raise FileNotFoundError(
+                f'{test_dir} not found: is {src} the unpacked MVTec AD root?'
+            )
         for cat in sorted(os.listdir(test_dir)):
             cdir = osp.join(test_dir, cat)
             if not osp.isdir(cdir):
@@ -50,22 +63,28 @@ def convert(src: str, out: str, objects=('tile', 'grid'),
                 stem = osp.splitext(f)[0]
                 mpath = osp.join(gdir, f'{stem}_mask.png')
                 if not osp.isfile(mpath):
-                    raise FileNotFoundError(f'{osp.join(cdir, f)} has no '
-                                            f'mask {mpath}')
-                w.pair(osp.join(cdir, f), read_gray(mpath) > 0, folder, cat,
-                       stem)
+                    raise FileNotFoundError(f'{osp.join(cdir, f)} has no mask {mpath}')
+                w.pair(osp.join(cdir, f), read_gray(mpath) > 0, folder, cat, stem)
     return w.summary()
 
 
 def main(argv=None):
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument('--objects', nargs='+', default=['tile', 'grid'],
-                        help='MVTec objects to convert')
-    parser.add_argument('--with-good', action='store_true',
-                        help='also copy test/good as defect-free images')
+    parser.add_argument(
+        '--objects',
+        nargs='+',
+        default=['tile', 'grid'],
+        help='MVTec objects to convert',
+    )
+    parser.add_argument(
+        '--with-good',
+        action='store_true',
+        help='also copy test/good as defect-free images',
+    )
     args = parser.parse_args(argv)
-    summary = convert(args.src, args.out, args.objects, args.with_good,
-                      args.link, args.overwrite)
+    summary = convert(
+        args.src, args.out, args.objects, args.with_good, args.link, args.overwrite
+    )
     keys = [OBJECTS[o][1] for o in args.objects if o in OBJECTS]
     print_summary(summary, lambda: check_products(args.out, keys))
     return summary

@@ -10,21 +10,27 @@ writes ``data/gfds/PSP/images/class_1/img_<id>.<ext>`` and
 ``.../ground_truth/class_1/img_<id>.png``. Class folders are searched
 recursively (archives differ in nesting).
 """
+
 import os
 import os.path as osp
 import re
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from gfds_convert_common import (Writer, base_parser, check_products,  # noqa
-                                 list_images, print_summary, read_gray)
+from gfds_convert_common import (
+    Writer,
+    base_parser,
+    check_products,  # noqa
+    list_images,
+    print_summary,
+    read_gray,
+)
 
 FOLDER = 'PSP'
 PSP_THRESHOLD = 50
 
 
-def convert(src: str, out: str, link: bool = False,
-            overwrite: bool = False) -> dict:
+def convert(src: str, out: str, link: bool = False, overwrite: bool = False) -> dict:
     """Convert PSP-DS; returns ``'<folder>/<category>' -> n``."""
     w = Writer(out, link, overwrite)
     class_dirs = {}
@@ -34,19 +40,20 @@ def convert(src: str, out: str, link: bool = False,
                 class_dirs.setdefault(d, osp.join(root, d))
     if not class_dirs:
         raise FileNotFoundError(f'no class_<k> folders under {src}')
-    for cls, d in sorted(class_dirs.items(),
-                         key=lambda kv: int(kv[0].split('_')[1])):
+    for cls, d in sorted(class_dirs.items(), key=lambda kv: int(kv[0].split('_')[1])):
         files = list_images(d)
-        labels = {osp.splitext(f)[0].split('_', 1)[1]: f for f in files
-                  if f.startswith('label_')}
+        labels = {
+            osp.splitext(f)[0].split('_', 1)[1]: f
+            for f in files
+            if f.startswith('label_')
+        }
         for f in files:
             if not f.startswith('img_'):
                 continue
             stem = osp.splitext(f)[0]
             ident = stem.split('_', 1)[1]
             if ident not in labels:
-                raise FileNotFoundError(f'{osp.join(d, f)} has no '
-                                        f'label_{ident}.*')
+                raise FileNotFoundError(f'{osp.join(d, f)} has no label_{ident}.*')
             fg = read_gray(osp.join(d, labels[ident])) > PSP_THRESHOLD
             w.pair(osp.join(d, f), fg, FOLDER, cls, stem)
     return w.summary()

@@ -18,6 +18,7 @@ reads ``/data/VisA/split_csv/1cls.csv`` (or scans
 benchmark does not use (macaroni2: 3) are skipped and reported; the value
 histogram is printed so the mapping can be verified.
 """
+
 import csv
 import os.path as osp
 import sys
@@ -26,8 +27,14 @@ from collections import Counter
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from gfds_convert_common import (Writer, base_parser, check_products,  # noqa
-                                 list_images, print_summary, read_unchanged)
+from gfds_convert_common import (
+    Writer,
+    base_parser,
+    check_products,  # noqa
+    list_images,
+    print_summary,
+    read_unchanged,
+)
 
 # VisA object -> (GFDS folder, product key, category folders used by GFDS)
 OBJECTS = {
@@ -42,27 +49,32 @@ def _anomalies(src, obj, split_csv):
         with open(split_csv, newline='') as f:
             for row in csv.DictReader(f):
                 if row['object'] == obj and row['label'] == 'anomaly':
-                    yield (osp.join(src, row['image']),
-                           osp.join(src, row['mask']))
+                    yield (osp.join(src, row['image']), osp.join(src, row['mask']))
         return
     img_dir = osp.join(src, obj, 'Data', 'Images', 'Anomaly')
     mask_dir = osp.join(src, obj, 'Data', 'Masks', 'Anomaly')
     if not osp.isdir(img_dir):
-        raise FileNotFoundError(f'{img_dir} not found and no split CSV: is '
-                                f'{src} the unpacked VisA root?')
+        raise FileNotFoundError(
+            f'{img_dir} not found and no split CSV: is {src} the unpacked VisA root?'
+        )
     masks = {osp.splitext(f)[0]: f for f in list_images(mask_dir)}
     for f in list_images(img_dir):
         stem = osp.splitext(f)[0]
         if stem not in masks:
-            raise FileNotFoundError(f'{osp.join(img_dir, f)} has no mask in '
-                                    f'{mask_dir}')
+            raise FileNotFoundError(f'{osp.join(img_dir, f)} has no mask in {mask_dir}')
         yield osp.join(img_dir, f), osp.join(mask_dir, masks[stem])
 
 
-def convert(src: str, out: str, objects=('capsules', 'macaroni2'),
-            split_csv: str = None, value_offset: int = 1,
-            all_values: bool = False, link: bool = False,
-            overwrite: bool = False) -> dict:
+def convert(
+    src: str,
+    out: str,
+    objects=('capsules', 'macaroni2'),
+    split_csv: str = None,
+    value_offset: int = 1,
+    all_values: bool = False,
+    link: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Convert VisA objects; returns ``'<folder>/<category>' -> n`` plus
     ``'<folder>/values'`` (a histogram of the defect values met) and
     ``'<folder>/skipped'`` (skipped value occurrences)."""
@@ -92,19 +104,35 @@ def convert(src: str, out: str, objects=('capsules', 'macaroni2'),
 
 def main(argv=None):
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument('--objects', nargs='+',
-                        default=['capsules', 'macaroni2'])
-    parser.add_argument('--split-csv', default=None,
-                        help='VisA split CSV (default <src>/split_csv/'
-                        '1cls.csv; scanned folders if absent)')
-    parser.add_argument('--value-offset', type=int, default=1,
-                        help='category folder = mask value - offset')
-    parser.add_argument('--all-values', action='store_true',
-                        help='also write values the benchmark does not use')
+    parser.add_argument('--objects', nargs='+', default=['capsules', 'macaroni2'])
+    parser.add_argument(
+        '--split-csv',
+        default=None,
+        help='VisA split CSV (default <src>/split_csv/'
+        '1cls.csv; scanned folders if absent)',
+    )
+    parser.add_argument(
+        '--value-offset',
+        type=int,
+        default=1,
+        help='category folder = mask value - offset',
+    )
+    parser.add_argument(
+        '--all-values',
+        action='store_true',
+        help='also write values the benchmark does not use',
+    )
     args = parser.parse_args(argv)
-    summary = convert(args.src, args.out, args.objects, args.split_csv,
-                      args.value_offset, args.all_values, args.link,
-                      args.overwrite)
+    summary = convert(
+        args.src,
+        args.out,
+        args.objects,
+        args.split_csv,
+        args.value_offset,
+        args.all_values,
+        args.link,
+        args.overwrite,
+    )
     counts = {k: v for k, v in summary.items() if isinstance(v, int)}
     for k, v in summary.items():
         if not isinstance(v, int):

@@ -10,6 +10,7 @@ third-party path (``weights_only=True``) — e.g.
         work_dirs/distill_pdn-l_dino-vits8_160k_imagenet/iter_160000.pth \
         fm_large_mine.pth
 """
+
 import argparse
 import os
 import os.path as osp
@@ -19,8 +20,7 @@ from collections import OrderedDict
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def convert(src: str, dst: str, prefix: str = 'student.pdn.') -> int:
@@ -34,11 +34,14 @@ def convert(src: str, dst: str, prefix: str = 'student.pdn.') -> int:
     # fdseg's own training checkpoint: trusted (it holds the message hub).
     ckpt = load_trusted_checkpoint(src, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
-    out = OrderedDict((k[len(prefix):], v.clone()) for k, v in state.items()
-                      if k.startswith(prefix))
+    out = OrderedDict(
+        (k[len(prefix) :], v.clone()) for k, v in state.items() if k.startswith(prefix)
+    )
     if not out:
-        raise KeyError(f'{src} has no "{prefix}*" weights (keys start with '
-                       f'{sorted({k.split(".")[0] for k in state})})')
+        raise KeyError(
+            f'{src} has no "{prefix}*" weights (keys start with '
+            f'{sorted({k.split(".")[0] for k in state})})'
+        )
     # Write atomically: no half-written file if interrupted.
     fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(dst)) or '.')
     os.close(fd)
@@ -55,8 +58,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='fdseg distillation checkpoint (.pth)')
     parser.add_argument('dst', help='output state dict (.pth)')
-    parser.add_argument('--prefix', default='student.pdn.',
-                        help='key prefix of the student in the checkpoint')
+    parser.add_argument(
+        '--prefix',
+        default='student.pdn.',
+        help='key prefix of the student in the checkpoint',
+    )
     args = parser.parse_args(argv)
     n = convert(args.src, args.dst, args.prefix)
     print(f'wrote {n} tensors to {args.dst}')

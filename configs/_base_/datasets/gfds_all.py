@@ -28,7 +28,9 @@ test_dataloader = dict(
         shot=shot,
         way=way,
         seed=0,
-        pipeline={{_base_.test_pipeline}}))
+        pipeline={{_base_.test_pipeline}},
+    ),
+)
 
 # No val_dataloader here (as in synthetic.py): training configs add
 #   val_dataloader = test_dataloader; val_evaluator = test_evaluator

@@ -17,4 +17,5 @@ train_dataset = dict(
     shot=1,
     way=1,
     seed=0,
-    pipeline={{_base_.train_pipeline}})
+    pipeline={{_base_.train_pipeline}},
+)

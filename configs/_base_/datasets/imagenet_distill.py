@@ -16,7 +16,8 @@ train_pipeline = [
         type='ResizeDistill',
         student_size=student_size,
         teacher_size=teacher_size,
-        interpolation='bilinear'),
+        interpolation='bilinear',
+    ),
     dict(type='PackDistillInputs'),
 ]
 
@@ -34,4 +35,6 @@ train_dataloader = dict(
         # Optional list file (one relative path per line) to skip walking
         # 1.28M files, e.g. mmpretrain's 'meta/train.txt'.
         ann_file='',
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)

@@ -9,5 +9,5 @@ _base_ = ['./gfds_all.py']
 
 data_root = '../shared/data'
 test_dataloader = dict(
-    dataset=dict(
-        data_root=data_root, split='all', benchmark='real_defects'))
+    dataset=dict(data_root=data_root, split='all', benchmark='real_defects')
+)

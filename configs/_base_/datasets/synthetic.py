@@ -21,5 +21,7 @@ test_dataloader = dict(
         shot=shot,
         way=way,
         seed=0,
-        pipeline={{_base_.test_pipeline}}))
+        pipeline={{_base_.test_pipeline}},
+    ),
+)
 test_evaluator = dict(type='FewShotIoUMetric')

@@ -9,9 +9,10 @@ model = dict(
         out_block=-1,
         final_norm=True,
         frozen=True,
-        init_cfg=dict(type='Pretrained', checkpoint='dinov2_vits14')),
-    student=dict(
-        type='PDNStudent', size='large', out_channels=384, padding=True),
+        init_cfg=dict(type='Pretrained', checkpoint='dinov2_vits14'),
+    ),
+    student=dict(type='PDNStudent', size='large', out_channels=384, padding=True),
     loss_decode=dict(type='DistillL2Loss', loss_weight=1.0),
     teacher_input_size=896,
-    teacher_norm=None)
+    teacher_norm=None,
+)

@@ -31,4 +31,7 @@ model = dict(
             kernel_size=21,
             max_area_ratio=0.4,
             large_overlap=0.6,
-            connectivity=4)))
+            connectivity=4,
+        ),
+    )
+)

@@ -12,7 +12,8 @@ model = dict(
         type='PDNStudent',
         size='large',
         out_channels=384,
-        init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_large')),
+        init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_large'),
+    ),
     head=dict(
         type='PrototypeMatcherHead',
         fg_strategy='patch',
@@ -20,5 +21,7 @@ model = dict(
         patch_mode='sequence',
         distance='cosine',
         upsample='logits',
-        mask_downsample='cover'),
-    freeze_backbone=True)
+        mask_downsample='cover',
+    ),
+    freeze_backbone=True,
+)

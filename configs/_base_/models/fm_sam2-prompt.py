@@ -18,4 +18,6 @@ model = dict(
         point_stride=1,
         prompts_per_batch=64,
         multimask_output='auto',
-        fusion=dict(variant='official')))
+        fusion=dict(variant='official'),
+    )
+)

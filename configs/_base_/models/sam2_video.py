@@ -26,4 +26,5 @@ model = dict(
     # A way whose supports hold no defect pixel: all-background query.
     empty_support='background',
     # Support memories are computed once per support set and reused.
-    support_cache_size=8)
+    support_cache_size=8,
+)

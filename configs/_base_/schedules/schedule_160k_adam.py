@@ -5,8 +5,7 @@ optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 # Constant LR: no scheduler (an empty list keeps the key overridable).
 param_scheduler = []
 
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=160000, val_interval=10000)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=10000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
@@ -19,7 +18,9 @@ default_hooks = dict(
         by_epoch=False,
         interval=10000,
         max_keep_ckpts=3,
-        save_last=True),
+        save_last=True,
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Off during training; tools/test.py --show-dir switches drawing on.
-    visualization=dict(type='FewShotVisualizationHook', draw=False))
+    visualization=dict(type='FewShotVisualizationHook', draw=False),
+)

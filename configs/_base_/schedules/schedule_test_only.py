@@ -8,4 +8,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=-1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # tools/test.py --show-dir switches drawing on.
-    visualization=dict(type='FewShotVisualizationHook', draw=False))
+    visualization=dict(type='FewShotVisualizationHook', draw=False),
+)

@@ -40,6 +40,7 @@ Masks (:func:`mask_to_uint8`), per ``mask_mode``:
   known, no other values than those, 0 and 255 (ignore), which catches
   anti-aliased binary masks read as value-indexed.
 """
+
 import os
 import tempfile
 import threading
@@ -53,13 +54,28 @@ BIT_DEPTHS = (8, 10, 12, 14, 16)
 
 #: File suffixes listed as images (compared lower-case) by every dataset:
 #: the episodic datasets' folders and the distillation image folder.
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
-                  '.tiff', '.webp')
+IMG_EXTENSIONS = (
+    '.jpg',
+    '.jpeg',
+    '.png',
+    '.bmp',
+    '.ppm',
+    '.pgm',
+    '.tif',
+    '.tiff',
+    '.webp',
+)
 
 __all__ = [
-    'BIT_DEPTHS', 'IMG_EXTENSIONS', 'image_to_rgb_uint8', 'mask_to_uint8',
-    'infer_bit_depth', 'decode_image_file', 'decode_mask_file',
-    'is_palette_png', 'file_format'
+    'BIT_DEPTHS',
+    'IMG_EXTENSIONS',
+    'image_to_rgb_uint8',
+    'mask_to_uint8',
+    'infer_bit_depth',
+    'decode_image_file',
+    'decode_mask_file',
+    'is_palette_png',
+    'file_format',
 ]
 
 
@@ -74,23 +90,24 @@ def infer_bit_depth(max_value: float) -> int:
     raise ValueError(f'value {max_value} does not fit in 16 bits')
 
 
-def _scale_bits(arr: np.ndarray, name: str,
-                bit_depth: Optional[int]) -> np.ndarray:
+def _scale_bits(arr: np.ndarray, name: str, bit_depth: Optional[int]) -> np.ndarray:
     """Integers of ``bit_depth`` bits (inferred if None) -> uint8."""
     hi = int(arr.max(initial=0))
     bits = bit_depth or infer_bit_depth(hi)
     if hi >= 2**bits:
         raise ValueError(
             f'{name}: values up to {hi} do not fit the declared bit depth '
-            f'{bits} (image_bit_depth); set it to the depth of the data')
+            f'{bits} (image_bit_depth); set it to the depth of the data'
+        )
     if bits == 8:
         return arr.astype(np.uint8)
     out = arr.astype(np.float32) * (255.0 / (2**bits - 1))
     return np.rint(out).astype(np.uint8)
 
 
-def _values_to_uint8(arr: np.ndarray, name: str,
-                     bit_depth: Optional[int] = None) -> np.ndarray:
+def _values_to_uint8(
+    arr: np.ndarray, name: str, bit_depth: Optional[int] = None
+) -> np.ndarray:
     """Image values of any dtype -> uint8 0..255 (module docstring rules)."""
     if arr.dtype == np.uint8:
         return arr
@@ -99,11 +116,15 @@ def _values_to_uint8(arr: np.ndarray, name: str,
     if np.issubdtype(arr.dtype, np.integer):
         lo = int(arr.min(initial=0))
         if lo < 0:
-            raise ValueError(f'{name}: integer image with negative values '
-                             f'(min {lo}); pass uint8 0..255 or uint16')
+            raise ValueError(
+                f'{name}: integer image with negative values '
+                f'(min {lo}); pass uint8 0..255 or uint16'
+            )
         if int(arr.max(initial=0)) > 65535:
-            raise ValueError(f'{name}: integer image with values above '
-                             f'65535 ({arr.dtype}); pass uint8 or uint16')
+            raise ValueError(
+                f'{name}: integer image with values above '
+                f'65535 ({arr.dtype}); pass uint8 or uint16'
+            )
         return _scale_bits(arr, name, bit_depth)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
@@ -113,7 +134,8 @@ def _values_to_uint8(arr: np.ndarray, name: str,
             raise ValueError(
                 f'{name}: float image with values in [{lo:.3g}, {hi:.3g}]; '
                 'pass [0, 1] or [0, 255] floats (undo any mean/std '
-                'normalisation first) or uint8')
+                'normalisation first) or uint8'
+            )
         # [0, 1] floats are the usual "normalised" images; an image on the
         # 0..255 scale whose maximum is <= 1 is black and cannot be told
         # apart (documented).
@@ -122,8 +144,9 @@ def _values_to_uint8(arr: np.ndarray, name: str,
     raise ValueError(f'{name}: unsupported dtype {arr.dtype}')
 
 
-def image_to_rgb_uint8(arr: np.ndarray, name: str, order: str = 'rgb',
-                       bit_depth: Optional[int] = None) -> np.ndarray:
+def image_to_rgb_uint8(
+    arr: np.ndarray, name: str, order: str = 'rgb', bit_depth: Optional[int] = None
+) -> np.ndarray:
     """Convert an ``[H, W]`` / ``[H, W, C]`` image to uint8 RGB ``[H, W, 3]``.
 
     Args:
@@ -144,8 +167,10 @@ def image_to_rgb_uint8(arr: np.ndarray, name: str, order: str = 'rgb',
         img = _values_to_uint8(arr, name, bit_depth)
         return np.repeat(img[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f'{name}: expected an [H, W], [H, W, 3] or '
-                         f'[H, W, 4] image, got shape {tuple(arr.shape)}')
+        raise ValueError(
+            f'{name}: expected an [H, W], [H, W, 3] or '
+            f'[H, W, 4] image, got shape {tuple(arr.shape)}'
+        )
     img = _values_to_uint8(arr, name, bit_depth)
     if img.shape[2] == 4:
         alpha = img[..., 3]
@@ -154,7 +179,8 @@ def image_to_rgb_uint8(arr: np.ndarray, name: str, order: str = 'rgb',
                 f'{name}: RGBA image with transparent pixels (alpha '
                 f'{int(alpha.min())}..{int(alpha.max())}); flatten it onto a '
                 'background first (what lies under transparent pixels is '
-                'not defined)')
+                'not defined)'
+            )
         img = img[..., :3]
     if order == 'bgr':
         img = img[..., ::-1]
@@ -166,8 +192,9 @@ def _reduce_mask_channels(arr: np.ndarray, name: str, mode: str) -> np.ndarray:
     if arr.ndim == 2:
         return arr
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f'{name}: expected an [H, W] mask, got shape '
-                         f'{tuple(arr.shape)}')
+        raise ValueError(
+            f'{name}: expected an [H, W] mask, got shape {tuple(arr.shape)}'
+        )
     if arr.shape[2] == 1:
         return arr[..., 0]
     n_colour = 1 if arr.shape[2] in (1, 2) else 3
@@ -185,7 +212,8 @@ def _reduce_mask_channels(arr: np.ndarray, name: str, mode: str) -> np.ndarray:
             raise ValueError(
                 f'{name}: colour-coded mask (its channels differ) with '
                 "mask_mode='index'; convert it to single-channel class "
-                'values')
+                'values'
+            )
     else:
         colour = colour[..., 0]
     if alpha is None or alpha.min() == alpha.max():
@@ -193,20 +221,24 @@ def _reduce_mask_channels(arr: np.ndarray, name: str, mode: str) -> np.ndarray:
     if colour.min() == colour.max():
         return alpha  # drawn in the alpha channel only
     if mode != 'binary':
-        raise ValueError(f'{name}: value-indexed mask with a varying alpha '
-                         'channel; convert it to single-channel class values')
+        raise ValueError(
+            f'{name}: value-indexed mask with a varying alpha '
+            'channel; convert it to single-channel class values'
+        )
     return np.minimum(colour, alpha)
 
 
-def mask_to_uint8(arr: np.ndarray,
-                  name: str,
-                  mode: Optional[str] = 'binary',
-                  value: Optional[int] = None,
-                  threshold: Optional[float] = None,
-                  class_values: Optional[Iterable[int]] = None,
-                  palette: bool = False,
-                  setting: str = 'the product',
-                  index_hint: Optional[str] = None) -> np.ndarray:
+def mask_to_uint8(
+    arr: np.ndarray,
+    name: str,
+    mode: Optional[str] = 'binary',
+    value: Optional[int] = None,
+    threshold: Optional[float] = None,
+    class_values: Optional[Iterable[int]] = None,
+    palette: bool = False,
+    setting: str = 'the product',
+    index_hint: Optional[str] = None,
+) -> np.ndarray:
     """Convert a decoded mask to uint8 ``[H, W]`` in the given convention.
 
     Args:
@@ -242,23 +274,21 @@ def mask_to_uint8(arr: np.ndarray,
         if not np.isfinite(arr).all():
             raise ValueError(f'{name}: float mask with NaN or inf values')
         if mode == 'index' and not (arr == np.rint(arr)).all():
-            raise ValueError(f'{name}: value-indexed mask with fractional '
-                             'values')
+            raise ValueError(f'{name}: value-indexed mask with fractional values')
     if arr.dtype != bool and float(arr.min(initial=0)) < 0:
-        raise ValueError(f'{name}: mask with negative values '
-                         f'(min {arr.min()})')
+        raise ValueError(f'{name}: mask with negative values (min {arr.min()})')
     if mode == 'index':
         return _index_mask(arr, name, value, class_values, setting)
     index_hint = index_hint or f"set mask_mode='index' for {setting}"
     if mode != 'binary':
-        raise ValueError(f"mask_mode must be 'binary' or 'index', got "
-                         f'{mode!r}')
+        raise ValueError(f"mask_mode must be 'binary' or 'index', got {mode!r}")
     if palette:
         used = [int(v) for v in np.unique(arr) if v != 0]
         if len(used) > 1:
             raise ValueError(
                 f'{name}: palette mask with several non-zero indices {used}; '
-                f'it looks value-indexed: {index_hint}')
+                f'it looks value-indexed: {index_hint}'
+            )
         return (arr != 0).astype(np.uint8) * 255
     hi = float(arr.max(initial=0))
     if arr.dtype == bool or hi <= 1:
@@ -266,8 +296,10 @@ def mask_to_uint8(arr: np.ndarray,
         out = np.rint(arr.astype(np.float32) * 255).astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.floating):
         if hi > 255:
-            raise ValueError(f'{name}: float mask with values up to {hi:.4g}; '
-                             'pass [0, 1] or [0, 255]')
+            raise ValueError(
+                f'{name}: float mask with values up to {hi:.4g}; '
+                'pass [0, 1] or [0, 255]'
+            )
         out = np.rint(arr).astype(np.uint8)
     elif hi <= 255:
         out = arr.astype(np.uint8)
@@ -281,13 +313,18 @@ def mask_to_uint8(arr: np.ndarray,
                 f'{threshold} (max {int(hi) if hi == int(hi) else hi}), so '
                 'its foreground would be empty. If the mask is value-indexed, '
                 f'{index_hint}; if its foreground value is {top}, set '
-                f'mask_threshold of {setting} below {top}')
+                f'mask_threshold of {setting} below {top}'
+            )
     return out
 
 
-def _index_mask(arr: np.ndarray, name: str, value: Optional[int],
-                class_values: Optional[Iterable[int]],
-                setting: str) -> np.ndarray:
+def _index_mask(
+    arr: np.ndarray,
+    name: str,
+    value: Optional[int],
+    class_values: Optional[Iterable[int]],
+    setting: str,
+) -> np.ndarray:
     if value is None:
         raise ValueError(f'{name}: value-indexed mask without a class value')
     if arr.dtype == bool:
@@ -308,12 +345,14 @@ def _index_mask(arr: np.ndarray, name: str, value: Optional[int],
                 f'{name}: value-indexed mask holds values {shown} that are '
                 f'no class value of {setting} ({sorted(allowed - {255})}, '
                 '255 = ignore). If it is a binary (possibly anti-aliased) '
-                "mask set mask_mode='binary'; otherwise fix index_map")
+                "mask set mask_mode='binary'; otherwise fix index_map"
+            )
     if present and int(value) not in present:
         raise ValueError(
             f'{name}: value-indexed mask holds values {present[:8]} but not '
             f"this category's value {value}. Check index_map of {setting}, "
-            "or set mask_mode='binary' if the mask is binary")
+            "or set mask_mode='binary' if the mask is binary"
+        )
     return (arr == value).astype(np.uint8) * 255
 
 
@@ -363,15 +402,17 @@ def _imdecode_checked(path: str, buf: np.ndarray, flags: int):
         sink.seek(0)
         text = sink.read().decode('utf-8', 'replace')
     if text:
-        bad = [ln for ln in text.splitlines()
-               if ln.startswith(_JPEG_CORRUPT)]
-        rest = ''.join(ln + '\n' for ln in text.splitlines()
-                       if not ln.startswith(_JPEG_CORRUPT))
+        bad = [ln for ln in text.splitlines() if ln.startswith(_JPEG_CORRUPT)]
+        rest = ''.join(
+            ln + '\n' for ln in text.splitlines() if not ln.startswith(_JPEG_CORRUPT)
+        )
         if rest:
             os.write(2, rest.encode())
         if bad:
-            raise OSError(f'{path} is a corrupt JPEG (libjpeg: '
-                          f'{"; ".join(bad)}); re-export or remove it')
+            raise OSError(
+                f'{path} is a corrupt JPEG (libjpeg: '
+                f'{"; ".join(bad)}); re-export or remove it'
+            )
     return img
 
 
@@ -401,8 +442,12 @@ def file_format(path: str, buf: np.ndarray) -> Optional[str]:
 def is_palette_png(buf: np.ndarray) -> bool:
     """Whether ``buf`` is a PNG with colour type 3 (palette)."""
     head = buf[:26].tobytes()
-    return head[:8] == _PNG_MAGIC and len(head) == 26 \
-        and head[12:16] == b'IHDR' and head[25] == 3
+    return (
+        head[:8] == _PNG_MAGIC
+        and len(head) == 26
+        and head[12:16] == b'IHDR'
+        and head[25] == 3
+    )
 
 
 def decode_image_file(path: str, buf: np.ndarray) -> Tuple[np.ndarray, str]:
@@ -433,12 +478,12 @@ def decode_mask_file(path: str, buf: np.ndarray) -> Tuple[np.ndarray, bool]:
         import io
 
         from PIL import Image
+
         try:
             with Image.open(io.BytesIO(buf.tobytes())) as im:
                 return np.asarray(im), im.mode == 'P'
         except Exception as e:  # Pillow raises several types
-            raise OSError(f'{path} cannot be decoded as a palette PNG: '
-                          f'{e}') from e
+            raise OSError(f'{path} cannot be decoded as a palette PNG: {e}') from e
     if file_format(path, buf) == 'jpeg':
         img = _imdecode_checked(path, buf, cv2.IMREAD_ANYCOLOR)
     else:

@@ -25,6 +25,7 @@ imagenet_distill.py``)::
      dict(type='ResizeDistill', student_size=256, teacher_size=512),
      dict(type='PackDistillInputs')]
 """
+
 import math
 from typing import Optional, Sequence, Tuple, Union
 
@@ -35,6 +36,7 @@ from mmengine.structures import BaseDataElement
 from PIL import Image
 
 from fdseg.registry import TRANSFORMS
+
 from .episode_transforms import read_image
 
 SizeType = Union[int, Sequence[int]]
@@ -44,7 +46,8 @@ _PIL_INTERP = dict(
     bilinear=Image.Resampling.BILINEAR,
     bicubic=Image.Resampling.BICUBIC,
     lanczos=Image.Resampling.LANCZOS,
-    box=Image.Resampling.BOX)
+    box=Image.Resampling.BOX,
+)
 
 
 def _hw(size: SizeType) -> Tuple[int, int]:
@@ -88,6 +91,7 @@ class LoadDistillImage(BaseTransform):
     """
 
     def transform(self, results: dict) -> dict:
+        """Read ``img_path`` as ``[H, W, 3]`` uint8 RGB into ``img``."""
         img = load_rgb(results['img_path'])
         results['img'] = img
         results['ori_shape'] = img.shape[:2]
@@ -115,6 +119,7 @@ class DistillRandomGrayscale(BaseTransform):
         self.prob = prob
 
     def transform(self, results: dict) -> dict:
+        """Turn ``img`` grey (three equal channels) with probability ``prob``."""
         if np.random.rand() < self.prob:
             gray = Image.fromarray(results['img']).convert('L')
             results['img'] = np.asarray(gray.convert('RGB')).copy()
@@ -144,9 +149,11 @@ class RandomScaleAspectCrop(BaseTransform):
             ``(3/4, 4/3)``.
     """
 
-    def __init__(self,
-                 scale: Tuple[float, float] = (0.08, 1.0),
-                 ratio: Tuple[float, float] = (3. / 4., 4. / 3.)) -> None:
+    def __init__(
+        self,
+        scale: Tuple[float, float] = (0.08, 1.0),
+        ratio: Tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
+    ) -> None:
         if scale[0] > scale[1] or ratio[0] > ratio[1]:
             raise ValueError('scale and ratio must be (min, max) pairs')
         self.scale = tuple(scale)
@@ -161,8 +168,12 @@ class RandomScaleAspectCrop(BaseTransform):
             cw = int(round(math.sqrt(target * ar)))
             ch = int(round(math.sqrt(target / ar)))
             if 0 < cw <= w and 0 < ch <= h:
-                return (np.random.randint(0, h - ch + 1),
-                        np.random.randint(0, w - cw + 1), ch, cw)
+                return (
+                    np.random.randint(0, h - ch + 1),
+                    np.random.randint(0, w - cw + 1),
+                    ch,
+                    cw,
+                )
         in_ratio = w / h  # fallback: whole image, clamped aspect ratio
         if in_ratio < min(self.ratio):
             cw, ch = w, int(round(w / min(self.ratio)))
@@ -173,9 +184,10 @@ class RandomScaleAspectCrop(BaseTransform):
         return (h - ch) // 2, (w - cw) // 2, ch, cw
 
     def transform(self, results: dict) -> dict:
+        """Crop ``img`` at a random scale and aspect ratio."""
         img = results['img']
         y, x, ch, cw = self._params(*img.shape[:2])
-        results['img'] = img[y:y + ch, x:x + cw].copy()
+        results['img'] = img[y : y + ch, x : x + cw].copy()
         results['img_shape'] = results['img'].shape[:2]
         results['crop_bbox'] = (x, y, x + cw, y + ch)
         return results
@@ -196,6 +208,7 @@ class DistillRandomFlip(BaseTransform):
         self.prob = prob
 
     def transform(self, results: dict) -> dict:
+        """Flip ``img`` horizontally with probability ``prob``."""
         flip = bool(np.random.rand() < self.prob)
         if flip:
             results['img'] = results['img'][:, ::-1].copy()
@@ -223,16 +236,19 @@ class ResizeDistill(BaseTransform):
             shrinking), ``'bicubic'``, ``'nearest'``, ``'lanczos'``, ``'box'``.
     """
 
-    def __init__(self,
-                 student_size: SizeType = 256,
-                 teacher_size: Optional[SizeType] = 512,
-                 interpolation: str = 'bilinear') -> None:
+    def __init__(
+        self,
+        student_size: SizeType = 256,
+        teacher_size: Optional[SizeType] = 512,
+        interpolation: str = 'bilinear',
+    ) -> None:
         if interpolation not in _PIL_INTERP:
-            raise ValueError(f'interpolation must be one of '
-                             f'{sorted(_PIL_INTERP)}, got {interpolation!r}')
+            raise ValueError(
+                f'interpolation must be one of '
+                f'{sorted(_PIL_INTERP)}, got {interpolation!r}'
+            )
         self.student_size = _hw(student_size)
-        self.teacher_size = (None if teacher_size is None else
-                             _hw(teacher_size))
+        self.teacher_size = None if teacher_size is None else _hw(teacher_size)
         self.interpolation = interpolation
 
     def _resize(self, pil: Image.Image, size: Tuple[int, int]) -> np.ndarray:
@@ -242,6 +258,7 @@ class ResizeDistill(BaseTransform):
         return np.asarray(pil.resize((w, h), _PIL_INTERP[self.interpolation]))
 
     def transform(self, results: dict) -> dict:
+        """Resize ``img`` for the student (and the teacher) inputs."""
         pil = Image.fromarray(np.ascontiguousarray(results['img']))
         if self.teacher_size is not None:
             results['teacher_img'] = self._resize(pil, self.teacher_size)
@@ -251,9 +268,11 @@ class ResizeDistill(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(student_size={self.student_size}, '
-                f'teacher_size={self.teacher_size}, '
-                f'interpolation={self.interpolation!r})')
+        return (
+            f'{type(self).__name__}(student_size={self.student_size}, '
+            f'teacher_size={self.teacher_size}, '
+            f'interpolation={self.interpolation!r})'
+        )
 
 
 def _to_chw(img: np.ndarray) -> torch.Tensor:
@@ -275,27 +294,38 @@ class PackDistillInputs(BaseTransform):
             when present.
     """
 
-    def __init__(self,
-                 meta_keys: Sequence[str] = ('img_path', 'ori_shape',
-                                             'img_shape', 'teacher_shape',
-                                             'flip', 'grayscale',
-                                             'crop_bbox')) -> None:
+    def __init__(
+        self,
+        meta_keys: Sequence[str] = (
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'teacher_shape',
+            'flip',
+            'grayscale',
+            'crop_bbox',
+        ),
+    ) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
+        """Pack the images as ``[3, H, W]`` tensors in ``inputs``."""
         inputs = dict(student=_to_chw(results['img']))
         if 'teacher_img' in results:
             inputs['teacher'] = _to_chw(results['teacher_img'])
         meta = {k: results[k] for k in self.meta_keys if k in results}
-        return dict(inputs=inputs,
-                    data_samples=BaseDataElement(metainfo=meta))
+        return dict(inputs=inputs, data_samples=BaseDataElement(metainfo=meta))
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(meta_keys={self.meta_keys})'
 
 
 __all__ = [
-    'load_rgb', 'LoadDistillImage', 'DistillRandomGrayscale',
-    'RandomScaleAspectCrop', 'DistillRandomFlip', 'ResizeDistill',
-    'PackDistillInputs'
+    'load_rgb',
+    'LoadDistillImage',
+    'DistillRandomGrayscale',
+    'RandomScaleAspectCrop',
+    'DistillRandomFlip',
+    'ResizeDistill',
+    'PackDistillInputs',
 ]

@@ -9,6 +9,7 @@ Results dict keys produced by :class:`LoadEpisode` and used downstream:
 - ``support_masks``: list of ``[H, W]`` uint8 masks;
 - ``ori_shape``, ``img_shape``: query shapes ``(H, W)``.
 """
+
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -20,14 +21,21 @@ from mmengine.structures import PixelData
 
 from fdseg.registry import TRANSFORMS
 from fdseg.structures import EpisodeDataSample
-from .conventions import (decode_image_file, decode_mask_file, file_format,
-                          image_to_rgb_uint8, mask_to_uint8)
+
+from .conventions import (
+    decode_image_file,
+    decode_mask_file,
+    file_format,
+    image_to_rgb_uint8,
+    mask_to_uint8,
+)
 
 _INTERP = dict(
     nearest=cv2.INTER_NEAREST,
     bilinear=cv2.INTER_LINEAR,
     bicubic=cv2.INTER_CUBIC,
-    area=cv2.INTER_AREA)
+    area=cv2.INTER_AREA,
+)
 
 
 def _check_complete(path: str, buf: np.ndarray) -> None:
@@ -36,8 +44,7 @@ def _check_complete(path: str, buf: np.ndarray) -> None:
     kind = file_format(path, buf)
     if kind == 'jpeg':
         if not data.rstrip(b'\x00').endswith(b'\xff\xd9'):
-            raise OSError(f'{path} is truncated (no JPEG end-of-image '
-                          'marker)')
+            raise OSError(f'{path} is truncated (no JPEG end-of-image marker)')
     elif kind == 'png':
         if b'IEND' not in data[-16:]:
             raise OSError(f'{path} is truncated (no PNG IEND chunk)')
@@ -53,9 +60,9 @@ def _read_bytes(path: str) -> np.ndarray:
     return buf
 
 
-def read_image(path: str,
-               grayscale: bool = False,
-               bit_depth: Optional[int] = None) -> np.ndarray:
+def read_image(
+    path: str, grayscale: bool = False, bit_depth: Optional[int] = None
+) -> np.ndarray:
     """Read an image as uint8 RGB ``[H, W, 3]`` or gray ``[H, W]``.
 
     The conventions of :mod:`.conventions` apply: 16-bit data are scaled by
@@ -82,12 +89,14 @@ def read_image(path: str,
     return img
 
 
-def read_mask(path: str,
-              mode: Optional[str] = None,
-              value: Optional[int] = None,
-              threshold: Optional[float] = None,
-              class_values: Optional[Sequence[int]] = None,
-              setting: str = 'the product') -> np.ndarray:
+def read_mask(
+    path: str,
+    mode: Optional[str] = None,
+    value: Optional[int] = None,
+    threshold: Optional[float] = None,
+    class_values: Optional[Sequence[int]] = None,
+    setting: str = 'the product',
+) -> np.ndarray:
     """Read a defect mask as ``[H, W]``.
 
     The conventions of :mod:`.conventions` apply (palette index, alpha-only
@@ -116,8 +125,16 @@ def read_mask(path: str,
     """
     buf = _read_bytes(path)
     raw, palette = decode_mask_file(path, buf)
-    return mask_to_uint8(raw, path, mode, value, threshold, class_values,
-                         palette=palette, setting=setting)
+    return mask_to_uint8(
+        raw,
+        path,
+        mode,
+        value,
+        threshold,
+        class_values,
+        palette=palette,
+        setting=setting,
+    )
 
 
 @TRANSFORMS.register_module()
@@ -147,33 +164,42 @@ class LoadEpisode(BaseTransform):
                 mask_mode=results.get('mask_mode', 'binary'),
                 mask_threshold=results.get('mask_threshold'),
                 class_values=None,
-                bit_depth=None)
+                bit_depth=None,
+            )
         return conv
 
-    def _load_pair(self, img_path, mask_path, conv, value, product,
-                   is_good=False):
+    def _load_pair(self, img_path, mask_path, conv, value, product, is_good=False):
         img = read_image(img_path, bit_depth=conv.get('bit_depth'))
         if is_good or mask_path is None:
             mask = np.zeros(img.shape[:2], np.uint8)
         else:
             mask = read_mask(
-                mask_path, conv['mask_mode'], value,
+                mask_path,
+                conv['mask_mode'],
+                value,
                 threshold=conv.get('mask_threshold'),
                 class_values=conv.get('class_values'),
-                setting=f'product {product!r}' if product else 'the product')
+                setting=f'product {product!r}' if product else 'the product',
+            )
             if mask.shape != img.shape[:2]:
                 raise ValueError(
                     f'mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} '
-                    f'but image {img_path} is {img.shape[1]}x{img.shape[0]}')
+                    f'but image {img_path} is {img.shape[1]}x{img.shape[0]}'
+                )
         return img, mask
 
     def transform(self, results: dict) -> dict:
+        """Read the query and its supports (images and masks) of an episode."""
         product = results.get('product')
         conv = self._convention(results, product)
-        img, mask = self._load_pair(results['img_path'],
-                                    results.get('seg_map_path'), conv,
-                                    results.get('query_mask_value'), product,
-                                    results.get('is_good', False))
+        img, mask = self._load_pair(
+            results['img_path'],
+            results.get('seg_map_path'),
+            conv,
+            results.get('query_mask_value'),
+            product,
+            results.get('is_good', False),
+        )
         results['img'] = img
         results['gt_mask'] = mask
         results['ori_shape'] = img.shape[:2]
@@ -182,9 +208,9 @@ class LoadEpisode(BaseTransform):
         s_imgs, s_masks, s_thr = [], [], []
         values = results.get('support_mask_values') or [None] * n
         products = results.get('support_products') or [product] * n
-        for p, mp, v, sp in zip(results['support_paths'],
-                                results['support_mask_paths'], values,
-                                products):
+        for p, mp, v, sp in zip(
+            results['support_paths'], results['support_mask_paths'], values, products
+        ):
             sconv = self._convention(results, sp)
             si, sm = self._load_pair(p, mp, sconv, v, sp)
             s_imgs.append(si)
@@ -211,10 +237,12 @@ class ResizeEpisode(BaseTransform):
         mask_interpolation (str): Mask interpolation.
     """
 
-    def __init__(self,
-                 scale: Tuple[int, int] = (256, 256),
-                 interpolation: str = 'bilinear',
-                 mask_interpolation: str = 'bilinear'):
+    def __init__(
+        self,
+        scale: Tuple[int, int] = (256, 256),
+        interpolation: str = 'bilinear',
+        mask_interpolation: str = 'bilinear',
+    ):
         if isinstance(scale, int):
             scale = (scale, scale)
         self.scale = tuple(int(s) for s in scale)
@@ -222,11 +250,12 @@ class ResizeEpisode(BaseTransform):
         self.mask_interp = _INTERP[mask_interpolation]
 
     def transform(self, results: dict) -> dict:
+        """Resize the query and supports; masks stay 0..255 until binarised."""
         size = self.scale
-        results['img'] = cv2.resize(results['img'], size,
-                                    interpolation=self.interp)
-        results['gt_mask'] = cv2.resize(results['gt_mask'], size,
-                                        interpolation=self.mask_interp)
+        results['img'] = cv2.resize(results['img'], size, interpolation=self.interp)
+        results['gt_mask'] = cv2.resize(
+            results['gt_mask'], size, interpolation=self.mask_interp
+        )
         results['support_imgs'] = [
             cv2.resize(i, size, interpolation=self.interp)
             for i in results['support_imgs']
@@ -236,8 +265,10 @@ class ResizeEpisode(BaseTransform):
             for m in results['support_masks']
         ]
         results['img_shape'] = results['img'].shape[:2]
-        results['scale_factor'] = (size[0] / results['ori_shape'][1],
-                                   size[1] / results['ori_shape'][0])
+        results['scale_factor'] = (
+            size[0] / results['ori_shape'][1],
+            size[1] / results['ori_shape'][0],
+        )
         return results
 
     def __repr__(self):
@@ -259,17 +290,18 @@ class BinarizeEpisodeMasks(BaseTransform):
         self.threshold = threshold
 
     def transform(self, results: dict) -> dict:
+        """Threshold every mask after resizing (0/1 ``uint8``)."""
         t = self.threshold
         if t is None:
             t = results.get('mask_threshold', 30)
         s_thr = [t] * len(results['support_masks'])
         if self.threshold is None and results.get('support_mask_thresholds'):
-            s_thr = [t if st is None else st
-                     for st in results['support_mask_thresholds']]
+            s_thr = [
+                t if st is None else st for st in results['support_mask_thresholds']
+            ]
         results['gt_mask'] = (results['gt_mask'] > t).astype(np.uint8)
         results['support_masks'] = [
-            (m > st).astype(np.uint8)
-            for m, st in zip(results['support_masks'], s_thr)
+            (m > st).astype(np.uint8) for m, st in zip(results['support_masks'], s_thr)
         ]
         return results
 
@@ -306,9 +338,12 @@ class RandomFlipEpisode(BaseTransform):
             (as episodic FSS training does); else one draw for the episode.
     """
 
-    def __init__(self, prob: float = 0.5,
-                 directions: Sequence[str] = ('horizontal', 'vertical'),
-                 per_image: bool = True):
+    def __init__(
+        self,
+        prob: float = 0.5,
+        directions: Sequence[str] = ('horizontal', 'vertical'),
+        per_image: bool = True,
+    ):
         for d in directions:
             if d not in ('horizontal', 'vertical'):
                 raise ValueError(f'unknown flip direction {d!r}')
@@ -317,6 +352,7 @@ class RandomFlipEpisode(BaseTransform):
         self.per_image = per_image
 
     def transform(self, results: dict) -> dict:
+        """Flip each image together with its mask."""
         results['augmented'] = True
         draws = None
         for i in _pairs(results):
@@ -328,8 +364,7 @@ class RandomFlipEpisode(BaseTransform):
                     axis = 1 if d == 'horizontal' else 0
                     img = np.flip(img, axis)
                     mask = np.flip(mask, axis)
-            _set(results, i, np.ascontiguousarray(img),
-                 np.ascontiguousarray(mask))
+            _set(results, i, np.ascontiguousarray(img), np.ascontiguousarray(mask))
         return results
 
 
@@ -347,16 +382,20 @@ class RandomRotate90Episode(BaseTransform):
         self.per_image = per_image
 
     def transform(self, results: dict) -> dict:
+        """Rotate each image together with its mask by a multiple of 90 degrees."""
         results['augmented'] = True
         k = None
         for i in _pairs(results):
             if k is None or self.per_image:
-                k = int(np.random.randint(1, 4)) \
-                    if np.random.rand() < self.prob else 0
+                k = int(np.random.randint(1, 4)) if np.random.rand() < self.prob else 0
             if k:
                 img, mask = _get(results, i)
-                _set(results, i, np.ascontiguousarray(np.rot90(img, k)),
-                     np.ascontiguousarray(np.rot90(mask, k)))
+                _set(
+                    results,
+                    i,
+                    np.ascontiguousarray(np.rot90(img, k)),
+                    np.ascontiguousarray(np.rot90(mask, k)),
+                )
         results['img_shape'] = results['img'].shape[:2]
         return results
 
@@ -370,10 +409,24 @@ class PackEpisodeInputs(BaseTransform):
     """
 
     DEFAULT_META_KEYS = (
-        'img_path', 'seg_map_path', 'product', 'category', 'category_key',
-        'category_id', 'display_name', 'query_label', 'way_categories',
-        'is_good', 'support_paths', 'support_mask_paths', 'ori_shape',
-        'img_shape', 'scale_factor', 'episode_idx', 'support_ori_shapes')
+        'img_path',
+        'seg_map_path',
+        'product',
+        'category',
+        'category_key',
+        'category_id',
+        'display_name',
+        'query_label',
+        'way_categories',
+        'is_good',
+        'support_paths',
+        'support_mask_paths',
+        'ori_shape',
+        'img_shape',
+        'scale_factor',
+        'episode_idx',
+        'support_ori_shapes',
+    )
 
     def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS):
         self.meta_keys = tuple(meta_keys)
@@ -385,20 +438,24 @@ class PackEpisodeInputs(BaseTransform):
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
     def transform(self, results: dict) -> dict:
+        """Pack the episode into ``inputs`` and an ``EpisodeDataSample``."""
         for m in [results['gt_mask'], *results['support_masks']]:
             if m.max(initial=0) > 1:
                 raise ValueError(
                     f'{results.get("img_path")}: masks must be binary before '
-                    'packing; add BinarizeEpisodeMasks to the pipeline')
+                    'packing; add BinarizeEpisodeMasks to the pipeline'
+                )
         sample = EpisodeDataSample()
         sample.support_imgs = torch.stack(
-            [self._to_chw(i) for i in results['support_imgs']])
+            [self._to_chw(i) for i in results['support_imgs']]
+        )
         sample.support_masks = torch.from_numpy(
-            np.stack(results['support_masks'])).long()
+            np.stack(results['support_masks'])
+        ).long()
         sample.support_labels = torch.as_tensor(
-            results.get('support_labels',
-                        [1] * len(results['support_imgs'])),
-            dtype=torch.long)
+            results.get('support_labels', [1] * len(results['support_imgs'])),
+            dtype=torch.long,
+        )
         label = int(results.get('query_label', 1))
         gt = torch.from_numpy(results['gt_mask']).long() * label
         sample.gt_sem_seg = PixelData(data=gt[None])
@@ -407,10 +464,15 @@ class PackEpisodeInputs(BaseTransform):
         meta['query_mask_path'] = results.get('seg_map_path')
         # Identifies the support set for feature caching (same files, same
         # geometry); None when random augmentation may have changed them.
-        meta['support_key'] = None if results.get('augmented') else (
-            tuple(results['support_paths']) + tuple(
-                str(p) for p in results['support_mask_paths']) +
-            (tuple(results['img_shape']), ))
+        meta['support_key'] = (
+            None
+            if results.get('augmented')
+            else (
+                tuple(results['support_paths'])
+                + tuple(str(p) for p in results['support_mask_paths'])
+                + (tuple(results['img_shape']),)
+            )
+        )
         sample.set_metainfo(meta)
         return dict(inputs=self._to_chw(results['img']), data_samples=sample)
 
@@ -418,8 +480,9 @@ class PackEpisodeInputs(BaseTransform):
         return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
 
 
-def episode_pipeline(scale: Union[int, Tuple[int, int]] = 256,
-                     train: bool = False) -> List[dict]:
+def episode_pipeline(
+    scale: Union[int, Tuple[int, int]] = 256, train: bool = False
+) -> List[dict]:
     """The default GFDS pipeline as a list of transform configs."""
     if isinstance(scale, int):
         scale = (scale, scale)

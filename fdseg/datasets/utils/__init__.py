@@ -1,3 +1,6 @@
-"""Dataset helpers that are not datasets: the synthetic benchmark generator
-(:mod:`.synthetic`). Image conventions (suffixes, readers) are in
-:mod:`fdseg.datasets.transforms.conventions`."""
+"""Dataset helpers that are not datasets.
+
+The synthetic benchmark generator lives in :mod:`.synthetic`; image
+conventions (suffixes, readers) are in
+:mod:`fdseg.datasets.transforms.conventions`.
+"""

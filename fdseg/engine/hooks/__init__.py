@@ -2,6 +2,4 @@ from .gfds_report_hook import GFDSBenchmarkHook
 from .teacher_stats_hook import TeacherFeatureStatsHook
 from .visualization_hook import FewShotVisualizationHook
 
-__all__ = [
-    'FewShotVisualizationHook', 'TeacherFeatureStatsHook', 'GFDSBenchmarkHook'
-]
+__all__ = ['FewShotVisualizationHook', 'TeacherFeatureStatsHook', 'GFDSBenchmarkHook']

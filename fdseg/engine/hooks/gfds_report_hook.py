@@ -1,4 +1,5 @@
 """Adds the FPS column to the Table-4 row at the end of ``tools/test.py``."""
+
 import itertools
 import logging
 import os.path as osp
@@ -38,12 +39,14 @@ class GFDSBenchmarkHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self,
-                 measure: bool = True,
-                 num_warmup: int = 10,
-                 num_iters: int = 50,
-                 amp: str = 'auto',
-                 fps: Optional[float] = None):
+    def __init__(
+        self,
+        measure: bool = True,
+        num_warmup: int = 10,
+        num_iters: int = 50,
+        amp: str = 'auto',
+        fps: Optional[float] = None,
+    ):
         self.measure = measure
         self.num_warmup = int(num_warmup)
         self.num_iters = int(num_iters)
@@ -56,33 +59,48 @@ class GFDSBenchmarkHook(Hook):
 
     def _measure(self, runner) -> Optional[dict]:
         from fdseg.evaluation.fps import measure_fps
+
         if self.fps is not None:
-            return dict(fps=float(self.fps), device='given', dtype='',
-                        threads=None, support_excluded=None)
+            return dict(
+                fps=float(self.fps),
+                device='given',
+                dtype='',
+                threads=None,
+                support_excluded=None,
+            )
         if not self.measure:
             return None
         model = runner.model
         if is_model_wrapper(model):
             model = model.module
         loader = runner.test_loop.dataloader
-        batches = list(itertools.islice(
-            iter(loader), self.num_warmup + self.num_iters))
+        batches = list(itertools.islice(iter(loader), self.num_warmup + self.num_iters))
         if not batches:
             return None
         if len(batches[0]['inputs']) != 1:
-            print_log('GFDSBenchmarkHook: FPS needs batch_size=1 in the test '
-                      'dataloader; not measured', 'current',
-                      level=logging.WARNING)
+            print_log(
+                'GFDSBenchmarkHook: FPS needs batch_size=1 in the test '
+                'dataloader; not measured',
+                'current',
+                level=logging.WARNING,
+            )
             return None
-        return measure_fps(model, batches, self.num_warmup, self.num_iters,
-                           amp=self.amp)
+        return measure_fps(
+            model, batches, self.num_warmup, self.num_iters, amp=self.amp
+        )
 
-    def after_test_epoch(self, runner,
-                         metrics: Optional[Dict[str, float]] = None) -> None:
+    def after_test_epoch(
+        self, runner, metrics: Optional[Dict[str, float]] = None
+    ) -> None:
         """Time the model and complete the row (main process only)."""
-        from fdseg.evaluation.gfds_report import (REPORT_NAME, format_header,
-                                                  format_row, read_row,
-                                                  write_report)
+        from fdseg.evaluation.gfds_report import (
+            REPORT_NAME,
+            format_header,
+            format_row,
+            read_row,
+            write_report,
+        )
+
         bench = runner.message_hub.pop_info(ROW_INFO_KEY, None)
         if bench is None or not is_main_process():
             return
@@ -92,12 +110,20 @@ class GFDSBenchmarkHook(Hook):
         if fps is not None and metrics is not None:
             metrics['bench/FPS'] = round(fps['fps'], 2)
         header = format_header(row)
-        fps_note = '' if fps is None else (
-            f" (FPS: {fps['device']}, {fps['dtype']}, "
-            f"{fps['threads']} threads, batch 1, support excluded: "
-            f"{fps['support_excluded']})")
-        print_log(f'GFDS Table-4 row{fps_note}:\n{header}\n'
-                  f"{format_row(bench['method_name'], row)}", 'current')
+        fps_note = (
+            ''
+            if fps is None
+            else (
+                f' (FPS: {fps["device"]}, {fps["dtype"]}, '
+                f'{fps["threads"]} threads, batch 1, support excluded: '
+                f'{fps["support_excluded"]})'
+            )
+        )
+        print_log(
+            f'GFDS Table-4 row{fps_note}:\n{header}\n'
+            f'{format_row(bench["method_name"], row)}',
+            'current',
+        )
         out = bench.get('output_dir')
         if out is not None and osp.isfile(osp.join(out, REPORT_NAME)):
             path = osp.join(out, REPORT_NAME)

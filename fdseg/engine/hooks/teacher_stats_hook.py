@@ -1,4 +1,5 @@
 """Teacher feature statistics for EfficientAD-style normalised distillation."""
+
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
@@ -33,14 +34,16 @@ class TeacherFeatureStatsHook(Hook):
         self.num_images = num_images
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        """Compute the teacher's feature statistics before the first iteration."""
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if getattr(model, 'teacher_norm', None) != 'channel':
             return
         if int(model.teacher_stats_count) > 0:
-            print_log('TeacherFeatureStatsHook: statistics present '
-                      f'({int(model.teacher_stats_count)} images), skipped',
-                      logger='current')
+            print_log(
+                'TeacherFeatureStatsHook: statistics present '
+                f'({int(model.teacher_stats_count)} images), skipped',
+                logger='current',
+            )
             return
         from mmengine.dataset import DefaultSampler
         from torch.utils.data import DataLoader
@@ -53,11 +56,13 @@ class TeacherFeatureStatsHook(Hook):
             batch_size=train_loader.batch_size,
             sampler=DefaultSampler(dataset, shuffle=True, seed=runner.seed),
             num_workers=train_loader.num_workers,
-            collate_fn=train_loader.collate_fn)
+            collate_fn=train_loader.collate_fn,
+        )
         per_rank = -(-self.num_images // get_world_size())
         device = model.teacher_mean.device
-        s1 = torch.zeros(model.teacher_mean.shape[1], dtype=torch.float64,
-                         device=device)
+        s1 = torch.zeros(
+            model.teacher_mean.shape[1], dtype=torch.float64, device=device
+        )
         s2 = torch.zeros_like(s1)
         stats = torch.zeros(2, dtype=torch.float64, device=device)
         seen = 0
@@ -65,9 +70,9 @@ class TeacherFeatureStatsHook(Hook):
             data = model.data_preprocessor(data, False)
             student_in, teacher_in = model._split_inputs(data['inputs'])
             feats = model.extract_teacher(
-                model.teacher_inputs(student_in, teacher_in),
-                normalize=False).double()
-            feats = feats[:per_rank - seen]
+                model.teacher_inputs(student_in, teacher_in), normalize=False
+            ).double()
+            feats = feats[: per_rank - seen]
             s1 += feats.sum(dim=(0, 2, 3))
             s2 += feats.pow(2).sum(dim=(0, 2, 3))
             stats[0] += feats.shape[0] * feats.shape[2] * feats.shape[3]
@@ -79,9 +84,12 @@ class TeacherFeatureStatsHook(Hook):
             all_reduce(t, op='sum')
         mean = s1 / stats[0]
         std = (s2 / stats[0] - mean.pow(2)).clamp_min(0).sqrt()
-        model.set_teacher_stats(mean.float(), std.float().clamp_min(1e-6),
-                                int(stats[1]))
-        print_log(f'TeacherFeatureStatsHook: teacher statistics from '
-                  f'{int(stats[1])} images (mean |mu_c| '
-                  f'{mean.abs().mean():.4f}, mean sigma_c {std.mean():.4f})',
-                  logger='current')
+        model.set_teacher_stats(
+            mean.float(), std.float().clamp_min(1e-6), int(stats[1])
+        )
+        print_log(
+            f'TeacherFeatureStatsHook: teacher statistics from '
+            f'{int(stats[1])} images (mean |mu_c| '
+            f'{mean.abs().mean():.4f}, mean sigma_c {std.mean():.4f})',
+            logger='current',
+        )

@@ -1,4 +1,5 @@
 """Evaluation metrics of fdseg."""
+
 from .few_shot_iou_metric import FewShotIoUMetric
 from .gfds_benchmark_metric import GFDSBenchmarkMetric
 

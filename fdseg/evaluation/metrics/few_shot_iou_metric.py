@@ -1,4 +1,5 @@
 """Few-shot defect segmentation metric (GFDS paper Sec. 6.2, Table 4)."""
+
 import logging
 import math
 import os.path as osp
@@ -20,16 +21,28 @@ from .. import functional as F
 from .. import writers
 
 # Keys every data sample must carry, and those needed to save predictions.
-REQUIRED_KEYS = ('pred_sem_seg', 'gt_sem_seg', 'product', 'category',
-                 'query_label', 'is_good')
+REQUIRED_KEYS = (
+    'pred_sem_seg',
+    'gt_sem_seg',
+    'product',
+    'category',
+    'query_label',
+    'is_good',
+)
 SAVE_KEYS = ('query_path', 'ori_shape')
 FBIOU_VARIANTS = ('paper', 'gfds')
 GOOD_QUERY_MODES = ('count', 'ignore')
 
 
 # Episode keys recorded so that a run can be replayed (PackEpisodeInputs).
-REPLAY_KEYS = ('episode_idx', 'query_mask_path', 'support_paths',
-               'support_mask_paths', 'support_labels', 'way_categories')
+REPLAY_KEYS = (
+    'episode_idx',
+    'query_mask_path',
+    'support_paths',
+    'support_mask_paths',
+    'support_labels',
+    'way_categories',
+)
 
 
 def _replay_info(sample: Mapping) -> dict:
@@ -50,10 +63,12 @@ def _replay_info(sample: Mapping) -> dict:
         episode_idx=None if idx is None else int(idx),
         query_mask_path=None if mask_path is None else str(mask_path),
         support_paths=as_list(sample.get('support_paths'), str),
-        support_mask_paths=as_list(sample.get('support_mask_paths'),
-                                   lambda p: None if p is None else str(p)),
+        support_mask_paths=as_list(
+            sample.get('support_mask_paths'), lambda p: None if p is None else str(p)
+        ),
         support_labels=as_list(sample.get('support_labels'), int),
-        way_categories=as_list(sample.get('way_categories'), str))
+        way_categories=as_list(sample.get('way_categories'), str),
+    )
 
 
 def _percent(value: float) -> float:
@@ -90,8 +105,9 @@ def _pixel_data(value, key: str) -> torch.Tensor:
         return value['data']
     if hasattr(value, 'data'):
         return value.data
-    raise TypeError(f'{key} must be a PixelData or a dict with "data", got '
-                    f'{type(value).__name__}')
+    raise TypeError(
+        f'{key} must be a PixelData or a dict with "data", got {type(value).__name__}'
+    )
 
 
 @METRICS.register_module()
@@ -167,25 +183,29 @@ class FewShotIoUMetric(BaseMetric):
     # '' = no prefix, without BaseMetric's "prefix is not set" warning.
     default_prefix: Optional[str] = ''
 
-    def __init__(self,
-                 good_queries: str = 'count',
-                 fbiou_variants: Union[str, Sequence[str]] = ('paper',
-                                                               'gfds'),
-                 output_dir: Optional[str] = None,
-                 save_predictions: bool = True,
-                 ignore_index: int = 255,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        good_queries: str = 'count',
+        fbiou_variants: Union[str, Sequence[str]] = ('paper', 'gfds'),
+        output_dir: Optional[str] = None,
+        save_predictions: bool = True,
+        ignore_index: int = 255,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if good_queries not in GOOD_QUERY_MODES:
-            raise ValueError(f'good_queries must be one of {GOOD_QUERY_MODES}'
-                             f', got {good_queries!r}')
+            raise ValueError(
+                f'good_queries must be one of {GOOD_QUERY_MODES}, got {good_queries!r}'
+            )
         if isinstance(fbiou_variants, str):
-            fbiou_variants = (fbiou_variants, )
+            fbiou_variants = (fbiou_variants,)
         unknown = set(fbiou_variants) - set(FBIOU_VARIANTS)
         if unknown:
-            raise ValueError(f'unknown fbiou_variants {sorted(unknown)}; '
-                             f'choose from {FBIOU_VARIANTS}')
+            raise ValueError(
+                f'unknown fbiou_variants {sorted(unknown)}; '
+                f'choose from {FBIOU_VARIANTS}'
+            )
         self.good_queries = good_queries
         self.fbiou_variants = tuple(fbiou_variants)
         self.output_dir = output_dir
@@ -237,8 +257,9 @@ class FewShotIoUMetric(BaseMetric):
             return sample.to_dict()
         if isinstance(sample, Mapping):
             return sample
-        raise TypeError('data samples must be dicts or data elements, got '
-                        f'{type(sample).__name__}')
+        raise TypeError(
+            f'data samples must be dicts or data elements, got {type(sample).__name__}'
+        )
 
     def _check_keys(self, sample: Mapping) -> None:
         keys = REQUIRED_KEYS + (SAVE_KEYS if self._saving else ())
@@ -246,11 +267,11 @@ class FewShotIoUMetric(BaseMetric):
             if key not in sample:
                 raise KeyError(
                     f'FewShotIoUMetric: data sample lacks required key '
-                    f'{key!r} (has {sorted(sample.keys())})')
+                    f'{key!r} (has {sorted(sample.keys())})'
+                )
 
     def _process_one(self, sample: Mapping) -> dict:
-        pred = torch.as_tensor(_pixel_data(sample['pred_sem_seg'],
-                                           'pred_sem_seg'))
+        pred = torch.as_tensor(_pixel_data(sample['pred_sem_seg'], 'pred_sem_seg'))
         gt = torch.as_tensor(_pixel_data(sample['gt_sem_seg'], 'gt_sem_seg'))
         label = int(sample['query_label'])
         is_good = bool(sample['is_good'])
@@ -263,25 +284,26 @@ class FewShotIoUMetric(BaseMetric):
             query_label=label,
             is_good=is_good,
             query_path=str(sample.get('query_path', '')),
-            areas=F.episode_areas(pred, gt, label, self.ignore_index))
+            areas=F.episode_areas(pred, gt, label, self.ignore_index),
+        )
         record.update(_replay_info(sample))
         if self._saving:
             record.update(self._stage_prediction(pred, sample, label, is_good))
         return record
 
-    def _stage_prediction(self, pred: torch.Tensor, sample: Mapping,
-                          label: int, is_good: bool) -> dict:
+    def _stage_prediction(
+        self, pred: torch.Tensor, sample: Mapping, label: int, is_good: bool
+    ) -> dict:
         """Write the query mask into this rank's hidden folder."""
         if self._staging is None:
             self._staging = writers.StagingDir(
-                self.output_dir, f'r{get_rank()}',
-                on_remove=self._on_staging_removed)
+                self.output_dir, f'r{get_rank()}', on_remove=self._on_staging_removed
+            )
         pred2d = pred[0] if pred.ndim == 3 else pred
         mask = ((pred2d == label).to(torch.uint8) * 255).cpu().numpy()
         height, width = (int(v) for v in tuple(sample['ori_shape'])[:2])
         if mask.shape != (height, width):
-            mask = np.ascontiguousarray(
-                F.resize_nearest(mask, (height, width)))
+            mask = np.ascontiguousarray(F.resize_nearest(mask, (height, width)))
         tmp_png = f'{self._staging.name}/{self._tmp_count:08d}.png'
         self._tmp_count += 1
         if not cv2.imwrite(osp.join(self.output_dir, tmp_png), mask):
@@ -342,21 +364,23 @@ class FewShotIoUMetric(BaseMetric):
     def _compute_and_write(self, results: List[dict]) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()
         if not results:
-            print_log('FewShotIoUMetric: no episode to evaluate', logger,
-                      level=logging.WARNING)
+            print_log(
+                'FewShotIoUMetric: no episode to evaluate',
+                logger,
+                level=logging.WARNING,
+            )
             return {}
         agg = F.aggregate_areas(
             np.stack([r['areas'] for r in results]),
             [r['product'] for r in results],
-            [r['category'] for r in results])
+            [r['category'] for r in results],
+        )
         metrics = self._flat_metrics(agg)
         cat_rows, prod_rows, avg_rows = self._table_rows(agg, results)
         self._log_tables(cat_rows, prod_rows, avg_rows, logger)
         if self.output_dir is not None:
-            self._write_outputs(results, agg, metrics, cat_rows, prod_rows,
-                                avg_rows)
-            print_log(f'FewShotIoUMetric: results written to '
-                      f'{self.output_dir}', logger)
+            self._write_outputs(results, agg, metrics, cat_rows, prod_rows, avg_rows)
+            print_log(f'FewShotIoUMetric: results written to {self.output_dir}', logger)
         return metrics
 
     def _flat_metrics(self, agg: dict) -> Dict[str, float]:
@@ -376,8 +400,7 @@ class FewShotIoUMetric(BaseMetric):
             if paper:
                 metrics[f'{name}/FB-IoU'] = _percent(prod['fb_iou'][i])
             if gfds:
-                metrics[f'{name}/FB-IoU(gfds)'] = _percent(
-                    prod['fb_iou_gfds'][i])
+                metrics[f'{name}/FB-IoU(gfds)'] = _percent(prod['fb_iou_gfds'][i])
         for i, (product, category) in enumerate(agg['category_keys']):
             metrics[f'{product}/{category}/IoU'] = _percent(cat['iou'][i])
         return metrics
@@ -399,7 +422,8 @@ class FewShotIoUMetric(BaseMetric):
                 IoU=_percent(cat['iou'][i]),
                 precision=_percent(cat['precision'][i]),
                 recall=_percent(cat['recall'][i]),
-                bg_IoU=_percent(cat['bg_iou'][i]))
+                bg_IoU=_percent(cat['bg_iou'][i]),
+            )
             for i, (p, c) in enumerate(agg['category_keys'])
         ]
         prod_rows = []
@@ -408,7 +432,8 @@ class FewShotIoUMetric(BaseMetric):
                 product=p,
                 categories=int(prod['num_categories'][i]),
                 episodes=int(prod['episodes'][i]),
-                mIoU=_percent(prod['miou'][i]))
+                mIoU=_percent(prod['miou'][i]),
+            )
             if 'paper' in self.fbiou_variants:
                 row['FB-IoU'] = _percent(prod['fb_iou'][i])
             if 'gfds' in self.fbiou_variants:
@@ -416,34 +441,38 @@ class FewShotIoUMetric(BaseMetric):
             row['IoU_F'] = _percent(prod['iou_f'][i])
             row['IoU_B'] = _percent(prod['iou_b'][i])
             prod_rows.append(row)
-        avg_rows = [
-            ('mIoU (mean over categories, eq. 17)', _percent(ov['miou']))
-        ]
+        avg_rows = [('mIoU (mean over categories, eq. 17)', _percent(ov['miou']))]
         if 'paper' in self.fbiou_variants:
             avg_rows += [
-                ('FB-IoU (mean over products, eq. 18)',
-                 _percent(ov['fb_iou'])),
-                ('FB-IoU(global) (eq. 18, all episodes pooled)',
-                 _percent(ov['fb_iou_global'])),
+                ('FB-IoU (mean over products, eq. 18)', _percent(ov['fb_iou'])),
+                (
+                    'FB-IoU(global) (eq. 18, all episodes pooled)',
+                    _percent(ov['fb_iou_global']),
+                ),
             ]
         if 'gfds' in self.fbiou_variants:
-            avg_rows.append(('FB-IoU(gfds) (mean over products, official)',
-                             _percent(ov['fb_iou_gfds'])))
+            avg_rows.append(
+                (
+                    'FB-IoU(gfds) (mean over products, official)',
+                    _percent(ov['fb_iou_gfds']),
+                )
+            )
         avg_rows += [
             ('mPrecision (mean over categories)', _percent(ov['mprecision'])),
             ('mRecall (mean over categories)', _percent(ov['mrecall'])),
             ('categories', len(agg['category_keys'])),
             ('products', len(agg['product_keys'])),
             ('episodes', int(ov['episodes'])),
-            ('defect-free episodes',
-             f"{sum(good.values())} ({self.good_queries})"),
+            ('defect-free episodes', f'{sum(good.values())} ({self.good_queries})'),
         ]
         return cat_rows, prod_rows, avg_rows
 
     @staticmethod
     def _log_tables(cat_rows, prod_rows, avg_rows, logger) -> None:
-        for title, rows in (('per category results:', cat_rows),
-                            ('per product results:', prod_rows)):
+        for title, rows in (
+            ('per category results:', cat_rows),
+            ('per product results:', prod_rows),
+        ):
             table = PrettyTable()
             table.field_names = list(rows[0].keys())
             for row in rows:
@@ -472,21 +501,25 @@ class FewShotIoUMetric(BaseMetric):
             names.append(f'{target}.png' if k == 0 else f'{target}__{k}.png')
         return names
 
-    def _write_outputs(self, results, agg, metrics, cat_rows, prod_rows,
-                       avg_rows) -> None:
+    def _write_outputs(
+        self, results, agg, metrics, cat_rows, prod_rows, avg_rows
+    ) -> None:
         try:
             names = self._final_names(results) if self._saving else None
             episodes = []
             for i, r in enumerate(results):
-                ep = dict(episode_idx=r.get('episode_idx'),
-                          product=r['product'],
-                          category=r['category'],
-                          query_path=r['query_path'])
-                ep.update({k: r.get(k) for k in REPLAY_KEYS
-                           if k != 'episode_idx'})
-                ep.update(query_label=r['query_label'],
-                          is_good=r['is_good'],
-                          IoU=_percent(F.iou(r['areas'])[F.FG]))
+                ep = dict(
+                    episode_idx=r.get('episode_idx'),
+                    product=r['product'],
+                    category=r['category'],
+                    query_path=r['query_path'],
+                )
+                ep.update({k: r.get(k) for k in REPLAY_KEYS if k != 'episode_idx'})
+                ep.update(
+                    query_label=r['query_label'],
+                    is_good=r['is_good'],
+                    IoU=_percent(F.iou(r['areas'])[F.FG]),
+                )
                 if names is not None:
                     ep['prediction'] = f'predictions/{names[i]}'
                 episodes.append(ep)
@@ -501,13 +534,16 @@ class FewShotIoUMetric(BaseMetric):
                     good_queries=self.good_queries,
                     fbiou_variants=list(self.fbiou_variants),
                     ignore_index=self.ignore_index,
-                    save_predictions=self.save_predictions),
-                episodes=episodes)
-            predictions = None if names is None else [
-                (r['tmp_png'], name) for r, name in zip(results, names)
-            ]
-            writers.write_outputs(self.output_dir, _jsonable(payload),
-                                  predictions)
+                    save_predictions=self.save_predictions,
+                ),
+                episodes=episodes,
+            )
+            predictions = (
+                None
+                if names is None
+                else [(r['tmp_png'], name) for r, name in zip(results, names)]
+            )
+            writers.write_outputs(self.output_dir, _jsonable(payload), predictions)
         finally:
             self._remove_staged(results)
 
@@ -515,8 +551,7 @@ class FewShotIoUMetric(BaseMetric):
         """Remove every rank's hidden staging folder of this round."""
         if self.output_dir is None:
             return
-        names = {r['tmp_png'].split('/')[0] for r in results
-                 if 'tmp_png' in r}
+        names = {r['tmp_png'].split('/')[0] for r in results if 'tmp_png' in r}
         if self._staging is not None:
             names.add(self._staging.name)
         writers.discard_staging(self.output_dir, names)

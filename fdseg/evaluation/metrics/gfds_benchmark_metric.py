@@ -1,4 +1,5 @@
 """FewShotIoUMetric + the Table-4 report of the GFDS benchmark."""
+
 import logging
 import os.path as osp
 from typing import Dict, List
@@ -7,6 +8,7 @@ from mmengine.logging import MessageHub, MMLogger, print_log
 
 from fdseg.benchmarks.table import part_map
 from fdseg.registry import METRICS
+
 from ..gfds_report import REPORT_NAME, format_header, format_row, write_report
 from ..gfds_table4 import bench_metrics, table4_row
 from .few_shot_iou_metric import FewShotIoUMetric
@@ -48,23 +50,25 @@ class GFDSBenchmarkMetric(FewShotIoUMetric):
         **kwargs: :class:`FewShotIoUMetric` arguments.
     """
 
-    def __init__(self,
-                 fbiou: str = 'gfds',
-                 weights: str = 'declared',
-                 merge_parts: bool = True,
-                 method_name: str = 'this run',
-                 **kwargs):
+    def __init__(
+        self,
+        fbiou: str = 'gfds',
+        weights: str = 'declared',
+        merge_parts: bool = True,
+        method_name: str = 'this run',
+        **kwargs,
+    ):
         if fbiou not in ('gfds', 'paper'):
-            raise ValueError(f"fbiou must be 'gfds' or 'paper', got "
-                             f'{fbiou!r}')
+            raise ValueError(f"fbiou must be 'gfds' or 'paper', got {fbiou!r}")
         if weights not in ('declared', 'evaluated'):
-            raise ValueError("weights must be 'declared' or 'evaluated', got "
-                             f'{weights!r}')
+            raise ValueError(
+                f"weights must be 'declared' or 'evaluated', got {weights!r}"
+            )
         variants = kwargs.pop('fbiou_variants', ('paper', 'gfds'))
         if isinstance(variants, str):
-            variants = (variants, )
+            variants = (variants,)
         if fbiou not in variants:
-            variants = tuple(variants) + (fbiou, )
+            variants = tuple(variants) + (fbiou,)
         super().__init__(fbiou_variants=variants, **kwargs)
         self.fbiou = fbiou
         self.weights = weights
@@ -100,23 +104,24 @@ class GFDSBenchmarkMetric(FewShotIoUMetric):
         row = table4_row(metrics, fbiou=self.fbiou, weights=self.weights)
         MessageHub.get_current_instance().update_info(
             ROW_INFO_KEY,
-            dict(row=row, method_name=self.method_name,
-                 output_dir=self.output_dir),
-            resumed=False)
+            dict(row=row, method_name=self.method_name, output_dir=self.output_dir),
+            resumed=False,
+        )
         metrics.update(bench_metrics(row))
         header = format_header(row)
         print_log(
             'GFDS Table-4 row (mIoU, FB-IoU'
-            f"{'(gfds)' if self.fbiou == 'gfds' else ''}; average mIoU of "
-            f"{row['average']['evaluated_categories']} evaluated categories "
+            f'{"(gfds)" if self.fbiou == "gfds" else ""}; average mIoU of '
+            f'{row["average"]["evaluated_categories"]} evaluated categories '
             f'({self.weights} weights), FB-IoU over '
-            f"{row['average']['num_products']} products):\n{header}\n"
-            f'{format_row(self.method_name, row)}', logger)
+            f'{row["average"]["num_products"]} products):\n{header}\n'
+            f'{format_row(self.method_name, row)}',
+            logger,
+        )
         if self.output_dir is not None:
             path = osp.join(self.output_dir, REPORT_NAME)
             try:
                 write_report(path, row, metrics=metrics)
             except OSError as e:  # the parent's outputs are already there
-                print_log(f'could not write {path}: {e}', logger,
-                          level=logging.WARNING)
+                print_log(f'could not write {path}: {e}', logger, level=logging.WARNING)
         return metrics

@@ -10,6 +10,7 @@ Pinned by:
       ``SAM2ImagePredictor.predict`` at a non-default ``image_size``.
     * tests/test_sam2_video.py::test_sam2_model_table: the table's names.
 """
+
 from typing import Dict, Optional, Tuple
 
 from torch import Tensor
@@ -20,8 +21,7 @@ from torch import Tensor
 SAM2_MODELS: Dict[str, Tuple[str, str]] = {
     'tiny': ('configs/sam2.1/sam2.1_hiera_t.yaml', 'sam2.1_hiera_tiny'),
     'small': ('configs/sam2.1/sam2.1_hiera_s.yaml', 'sam2.1_hiera_small'),
-    'base_plus': ('configs/sam2.1/sam2.1_hiera_b+.yaml',
-                  'sam2.1_hiera_base_plus'),
+    'base_plus': ('configs/sam2.1/sam2.1_hiera_b+.yaml', 'sam2.1_hiera_base_plus'),
     'large': ('configs/sam2.1/sam2.1_hiera_l.yaml', 'sam2.1_hiera_large'),
 }
 #: Short spellings (the paper's t/s/b+/l), accepted wherever a name is.
@@ -42,43 +42,67 @@ def sam2_model(name: str) -> Optional[Tuple[str, str]]:
 # SAM2Base internals (video-track mode, fdseg.models.segmentors)
 # ----------------------------------------------------------------------
 def prepare_backbone_features(sam, backbone_out: dict):
-    """``SAM2Base._prepare_backbone_features``: flattened multi-level
-    features ``[HW, B, C]``, their position encodings and sizes."""
+    """Call ``SAM2Base._prepare_backbone_features``.
+
+    Returns:
+        tuple: flattened multi-level features ``[HW, B, C]``, their
+        position encodings and sizes.
+    """
     _, feats, pos, sizes = sam._prepare_backbone_features(backbone_out)
     return feats, pos, sizes
 
 
-def encode_new_memory(sam, feats: list, sizes: list, pred_masks_high_res:
-                      Tensor, object_score_logits: Tensor,
-                      is_mask_from_pts: bool = True):
-    """``SAM2Base._encode_new_memory``: memory features and position
-    encodings of one frame (paper eq. 15)."""
+def encode_new_memory(
+    sam,
+    feats: list,
+    sizes: list,
+    pred_masks_high_res: Tensor,
+    object_score_logits: Tensor,
+    is_mask_from_pts: bool = True,
+):
+    """Call ``SAM2Base._encode_new_memory`` (paper eq. 15).
+
+    Returns:
+        tuple: memory features and position encodings of one frame.
+    """
     return sam._encode_new_memory(
-        current_vision_feats=feats, feat_sizes=sizes,
+        current_vision_feats=feats,
+        feat_sizes=sizes,
         pred_masks_high_res=pred_masks_high_res,
         object_score_logits=object_score_logits,
-        is_mask_from_pts=is_mask_from_pts)
+        is_mask_from_pts=is_mask_from_pts,
+    )
 
 
 # ----------------------------------------------------------------------
 # SAM2ImagePredictor internals (prompt refiner, fdseg.models.refiners)
 # ----------------------------------------------------------------------
 def set_predictor_image_size(predictor, image_size: int) -> None:
-    """``SAM2ImagePredictor`` hard-codes the 1024-input feature sizes in
-    ``_bb_feat_sizes``; set them for ``image_size``."""
+    """Set ``SAM2ImagePredictor._bb_feat_sizes`` for ``image_size``.
+
+    The predictor hard-codes the feature sizes of a 1024 input.
+    """
     s = image_size
-    predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8),
-                                (s // 16, s // 16)]
+    predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
 
 
-def predict_batched(predictor, points: Optional[Tensor],
-                    labels: Optional[Tensor], boxes: Optional[Tensor],
-                    multimask_output: bool, batch: int):
-    """Decode many prompts on the image set in ``predictor``, ``batch`` at a
-    time: ``SAM2ImagePredictor._predict`` on prompts transformed as
-    ``predict`` does (``_transforms``, ``_orig_hw``).
+def predict_batched(
+    predictor,
+    points: Optional[Tensor],
+    labels: Optional[Tensor],
+    boxes: Optional[Tensor],
+    multimask_output: bool,
+    batch: int,
+):
+    """Decode many prompts on the image set in ``predictor``, in batches.
+
+    ``SAM2ImagePredictor._predict`` on prompts transformed as ``predict``
+    does (``_transforms``, ``_orig_hw``).
 
     Args:
+        predictor: A ``SAM2ImagePredictor`` with its image set.
+        multimask_output (bool): Three masks per prompt (the best kept).
+        batch (int): Prompts per decoder call.
         points (Tensor, optional): ``[P, n, 2]`` (x, y) in query pixels.
         labels (Tensor, optional): ``[P, n]``.
         boxes (Tensor, optional): ``[P, 4]`` (x0, y0, x1, y1).
@@ -90,8 +114,7 @@ def predict_batched(predictor, points: Optional[Tensor],
     tf = predictor._transforms
     hw = predictor._orig_hw[-1]
     if points is not None:
-        points = tf.transform_coords(points.to(dev), normalize=True,
-                                     orig_hw=hw)
+        points = tf.transform_coords(points.to(dev), normalize=True, orig_hw=hw)
         labels = labels.to(dev)
     if boxes is not None:
         boxes = tf.transform_boxes(boxes.to(dev), normalize=True, orig_hw=hw)
@@ -103,6 +126,7 @@ def predict_batched(predictor, points: Optional[Tensor],
             points[sl] if points is not None else None,
             labels[sl] if labels is not None else None,
             boxes[sl] if boxes is not None else None,
-            multimask_output=multimask_output)
+            multimask_output=multimask_output,
+        )
         out.append((masks, iou))
     return out

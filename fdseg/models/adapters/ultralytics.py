@@ -6,6 +6,7 @@ Pinned by:
     * tests/test_refiners.py::test_fastsam_masks_match_ultralytics: a
       FastSAM checkpoint opened under it gives ultralytics' own masks.
 """
+
 import contextlib
 
 
@@ -18,6 +19,7 @@ def safe_load():
     at import); it is turned on for the block only.
     """
     import ultralytics.nn.tasks as tasks
+
     previous = tasks.SAFE_LOAD
     tasks.SAFE_LOAD = True
     try:

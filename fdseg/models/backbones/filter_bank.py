@@ -6,6 +6,7 @@ stride. It stands in for a learned extractor in the quick start and in
 tests; it is not a substitute for the paper's distilled students (it has no
 semantics, only local appearance).
 """
+
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -21,7 +22,7 @@ from fdseg.registry import MODELS
 def _gaussian(sigma: float) -> Tensor:
     r = max(1, int(math.ceil(3 * sigma)))
     x = torch.arange(-r, r + 1, dtype=torch.float32)
-    g = torch.exp(-x**2 / (2 * sigma**2))
+    g = torch.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
 
 
@@ -41,7 +42,8 @@ def _gabor(sigma: float, theta: float, lambd: float, phase: float) -> Tensor:
     xr = xx * math.cos(theta) + yy * math.sin(theta)
     yr = -xx * math.sin(theta) + yy * math.cos(theta)
     k = torch.exp(-(xr**2 + 0.5**2 * yr**2) / (2 * sigma**2)) * torch.cos(
-        2 * math.pi * xr / lambd + phase)
+        2 * math.pi * xr / lambd + phase
+    )
     return k - k.mean()
 
 
@@ -77,19 +79,22 @@ class FilterBank(BaseModule):
             rounding; several times faster on CPU).
     """
 
-    def __init__(self,
-                 stride: int = 4,
-                 sigmas: Sequence[float] = (1.0, 2.0, 4.0),
-                 orientations: int = 4,
-                 wavelengths: Sequence[float] = (4.0, 8.0),
-                 normalize: str = 'instance',
-                 input_normalized: bool = True,
-                 use_fft: bool = True,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        stride: int = 4,
+        sigmas: Sequence[float] = (1.0, 2.0, 4.0),
+        orientations: int = 4,
+        wavelengths: Sequence[float] = (4.0, 8.0),
+        normalize: str = 'instance',
+        input_normalized: bool = True,
+        use_fft: bool = True,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg)
         if normalize not in ('instance', 'none'):
-            raise ValueError(f'normalize must be "instance" or "none", got '
-                             f'{normalize!r}')
+            raise ValueError(
+                f'normalize must be "instance" or "none", got {normalize!r}'
+            )
         self.stride = stride
         self.out_stride = stride
         self.sigmas = tuple(sigmas)
@@ -98,9 +103,11 @@ class FilterBank(BaseModule):
         # ImageNet statistics in 0..1, to undo EpisodeDataPreprocessor's
         # normalisation.
         self.register_buffer(
-            'mean', torch.tensor(IMAGENET_MEAN_01).view(1, 3, 1, 1), False)
+            'mean', torch.tensor(IMAGENET_MEAN_01).view(1, 3, 1, 1), False
+        )
         self.register_buffer(
-            'std', torch.tensor(IMAGENET_STD_01).view(1, 3, 1, 1), False)
+            'std', torch.tensor(IMAGENET_STD_01).view(1, 3, 1, 1), False
+        )
         for i, s in enumerate(self.sigmas):
             self.register_buffer(f'gauss{i}', _gaussian(s), False)
         gabors = []
@@ -163,8 +170,8 @@ class FilterBank(BaseModule):
         frames += [frame(g) for g in gauss]  # local second moments
         # correlation = convolution with the flipped kernel
         kf = torch.fft.rfft2(
-            torch.flip(torch.stack(frames), (-2, -1)).to(device, dtype),
-            s=(Hp, Wp))
+            torch.flip(torch.stack(frames), (-2, -1)).to(device, dtype), s=(Hp, Wp)
+        )
         # input channel of each filter: R, G, B, gray (bank, means), gray^2
         src = [0, 1, 2] + [3] * (len(self.bank) + n) + [4] * n
         self._fft_cache = {key: (kf, torch.tensor(src, device=device))}
@@ -173,38 +180,42 @@ class FilterBank(BaseModule):
     def _responses_fft(self, x: Tensor, gray: Tensor):
         """All filters through one forward and one inverse FFT."""
         n, K = len(self.sigmas), len(self.bank)
-        R = max(self.bank.shape[-1] // 2,
-                *(getattr(self, f'gauss{i}').numel() // 2 for i in range(n)))
+        R = max(
+            self.bank.shape[-1] // 2,
+            *(getattr(self, f'gauss{i}').numel() // 2 for i in range(n)),
+        )
         stack = torch.cat([x, gray, gray * gray], 1)
         padded = F.pad(stack, (R, R, R, R), mode='reflect')
         Hp, Wp = padded.shape[-2:]
         kf, src = self._fft_kernels(Hp, Wp, R, padded.device, padded.dtype)
         spec = torch.fft.rfft2(padded)[:, src] * kf
         # circular convolution: the valid part starts at 2R
-        out = torch.fft.irfft2(spec, s=(Hp, Wp))[..., 2 * R:, 2 * R:]
-        return (out[:, :3], out[:, 3:3 + K], out[:, 3 + K:3 + K + n],
-                out[:, 3 + K + n:])
+        out = torch.fft.irfft2(spec, s=(Hp, Wp))[..., 2 * R :, 2 * R :]
+        return (
+            out[:, :3],
+            out[:, 3 : 3 + K],
+            out[:, 3 + K : 3 + K + n],
+            out[:, 3 + K + n :],
+        )
 
     def forward(self, x: Tensor) -> Tuple[Tensor]:
-        """``[B, 3, H, W]`` -> one level ``([B, C, H / stride, W / stride],)``.
-        """
+        """``[B, 3, H, W]`` -> one level ``([B, C, H / stride, W / stride],)``."""
         if self.input_normalized:
             x = x * self.std + self.mean
-        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        responses = self._responses_fft if self.use_fft else \
-            self._responses_direct
+        gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        responses = self._responses_fft if self.use_fft else self._responses_direct
         colour, bank, means, sq = responses(x, gray)
         n = len(self.sigmas)
         g = bank[:, n:]
-        energy = g.reshape(g.shape[0], self.num_gabor, 2,
-                           *g.shape[-2:]).pow(2).sum(2).sqrt()
+        energy = (
+            g.reshape(g.shape[0], self.num_gabor, 2, *g.shape[-2:]).pow(2).sum(2).sqrt()
+        )
         std = (sq - means * means).clamp_min(0).sqrt()
         # The detail channel is signed and averages out; pool its magnitude.
-        f = torch.cat(
-            [colour, (x - colour).abs(), bank[:, :n].abs(), energy, std], 1)
+        f = torch.cat([colour, (x - colour).abs(), bank[:, :n].abs(), energy, std], 1)
         f = F.avg_pool2d(f, self.stride, self.stride)
         if self.normalize == 'instance':
             mu = f.mean((2, 3), keepdim=True)
             sd = f.std((2, 3), keepdim=True).clamp_min(1e-6)
             f = (f - mu) / sd
-        return (f, )
+        return (f,)

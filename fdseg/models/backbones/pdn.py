@@ -16,6 +16,7 @@ ordering, so the released ``model_large.pth`` / ``model_small.pth`` (state
 dicts of those Sequentials, keys ``'0.weight'``, ``'3.weight'``, ...) load
 into ``self.pdn`` one-to-one, no conversion needed.
 """
+
 from typing import Dict, List, Optional, Tuple, Union
 
 from mmengine.model import BaseModule
@@ -28,8 +29,7 @@ from fdseg.utils.checkpoints import ResolverPretrainedMixin
 _BASE_CHANNELS = {'large': 256, 'small': 128}
 
 
-def _build_pdn(size: str, c: int, out_channels: int,
-               padding: bool) -> nn.Sequential:
+def _build_pdn(size: str, c: int, out_channels: int, padding: bool) -> nn.Sequential:
     """Layer list in the official index order (state-dict keys depend on it).
 
     Returns:
@@ -54,8 +54,10 @@ def _build_pdn(size: str, c: int, out_channels: int,
         nn.Conv2d(2 * c, out_channels, kernel_size=4),
     ]
     if size == 'large':
-        layers += [nn.ReLU(inplace=True),
-                   nn.Conv2d(out_channels, out_channels, kernel_size=1)]
+        layers += [
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, kernel_size=1),
+        ]
     return nn.Sequential(*layers)
 
 
@@ -85,13 +87,15 @@ class PDNStudent(ResolverPretrainedMixin, BaseModule):
         out_stride (int): Nominal output stride (4).
     """
 
-    def __init__(self,
-                 size: str = 'large',
-                 out_channels: int = 384,
-                 padding: bool = True,
-                 base_channels: Optional[int] = None,
-                 frozen: bool = False,
-                 init_cfg: Union[dict, List[dict], None] = None) -> None:
+    def __init__(
+        self,
+        size: str = 'large',
+        out_channels: int = 384,
+        padding: bool = True,
+        base_channels: Optional[int] = None,
+        frozen: bool = False,
+        init_cfg: Union[dict, List[dict], None] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if size not in _BASE_CHANNELS:
             raise ValueError(f"size must be 'large' or 'small', got {size!r}")
@@ -111,6 +115,7 @@ class PDNStudent(ResolverPretrainedMixin, BaseModule):
             p.requires_grad = False
 
     def train(self, mode: bool = True) -> 'PDNStudent':
+        """Set the mode; a frozen student always stays in eval mode."""
         super().train(mode)
         if self.frozen:
             super().train(False)  # a frozen extractor never trains
@@ -138,7 +143,7 @@ class PDNStudent(ResolverPretrainedMixin, BaseModule):
             tuple[Tensor]: One level, ``[B, out_channels, H/4, W/4]``
             (``[B, 384, 64, 64]`` for a 256x256 input with ``padding=True``).
         """
-        return (self.pdn(x), )
+        return (self.pdn(x),)
 
 
 __all__ = ['PDNStudent']

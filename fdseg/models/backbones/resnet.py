@@ -8,6 +8,7 @@ download); the stem and ``layer1..layerK`` are kept under their torchvision
 names so the official ``download.pytorch.org`` state dicts load one-to-one,
 and the unused later layers (and ``fc``) are dropped.
 """
+
 from typing import Dict, List, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
@@ -16,8 +17,14 @@ from torch import Tensor, nn
 from fdseg.registry import MODELS
 from fdseg.utils.checkpoints import ResolverPretrainedMixin
 
-_ARCHS = ('resnet18', 'resnet34', 'resnet50', 'resnet101',
-          'wide_resnet50_2', 'wide_resnet101_2')
+_ARCHS = (
+    'resnet18',
+    'resnet34',
+    'resnet50',
+    'resnet101',
+    'wide_resnet50_2',
+    'wide_resnet101_2',
+)
 _LAYERS = ('layer1', 'layer2', 'layer3', 'layer4')
 _STRIDES = {'layer1': 4, 'layer2': 8, 'layer3': 16, 'layer4': 32}
 
@@ -47,12 +54,14 @@ class ResNetLayer(ResolverPretrainedMixin, BaseModule):
         out_stride (int | tuple[int]): Strides per output (8 / 16).
     """
 
-    def __init__(self,
-                 arch: str = 'resnet50',
-                 out_layer: Union[str, Sequence[str]] = 'layer2',
-                 frozen: bool = True,
-                 norm_eval: bool = True,
-                 init_cfg: Union[dict, List[dict], None] = None) -> None:
+    def __init__(
+        self,
+        arch: str = 'resnet50',
+        out_layer: Union[str, Sequence[str]] = 'layer2',
+        frozen: bool = True,
+        norm_eval: bool = True,
+        init_cfg: Union[dict, List[dict], None] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         import torchvision
 
@@ -60,16 +69,18 @@ class ResNetLayer(ResolverPretrainedMixin, BaseModule):
             raise KeyError(f'arch must be one of {_ARCHS}, got {arch!r}')
         self.multi = not isinstance(out_layer, str)
         self.out_layers: Tuple[str, ...] = (
-            tuple(out_layer) if self.multi else (out_layer, ))
+            tuple(out_layer) if self.multi else (out_layer,)
+        )
         bad = [n for n in self.out_layers if n not in _LAYERS]
         if bad or not self.out_layers:
-            raise ValueError(f'out_layer entries must be in {_LAYERS}, '
-                             f'got {out_layer!r}')
+            raise ValueError(
+                f'out_layer entries must be in {_LAYERS}, got {out_layer!r}'
+            )
         self.arch = arch
         self.frozen = frozen
         self.norm_eval = norm_eval
         last = max(_LAYERS.index(n) for n in self.out_layers)
-        self.kept_layers = _LAYERS[:last + 1]
+        self.kept_layers = _LAYERS[: last + 1]
 
         net = getattr(torchvision.models, arch)(weights=None)
         # Same attribute names as torchvision -> identical state-dict keys.
@@ -95,6 +106,7 @@ class ResNetLayer(ResolverPretrainedMixin, BaseModule):
         self.train()
 
     def train(self, mode: bool = True) -> 'ResNetLayer':
+        """Set the mode; frozen layers and (``norm_eval``) BatchNorms stay in eval."""
         super().train(mode and not self.frozen)
         if mode and self.norm_eval:
             for m in self.modules():
@@ -110,9 +122,8 @@ class ResNetLayer(ResolverPretrainedMixin, BaseModule):
                 ``bn1.*``, ``layerN.*``, ``fc.*``).
         """
         dropped = tuple(f'{n}.' for n in _LAYERS if n not in self.kept_layers)
-        dropped += ('fc.', )
-        state_dict = {k: v for k, v in state_dict.items()
-                      if not k.startswith(dropped)}
+        dropped += ('fc.',)
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(dropped)}
         self.load_state_dict(state_dict, strict=True)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:

@@ -32,6 +32,7 @@ Position embeddings (``pos_embed_interp``):
 * ``'timm'``: timm's ``dynamic_img_size`` resampling
   (``resample_abs_pos_embed``: size-based bicubic with antialias).
 """
+
 import math
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -57,18 +58,24 @@ DINOV2_ARCHS = {
     'vit_large_patch14': ('vit_large_patch14_dinov2.lvd142m', 518),
 }
 _ALIASES = {
-    'S/16': 'vit_small_patch16', 'S/8': 'vit_small_patch8',
-    'B/16': 'vit_base_patch16', 'B/8': 'vit_base_patch8',
-    'S/14': 'vit_small_patch14', 'B/14': 'vit_base_patch14',
+    'S/16': 'vit_small_patch16',
+    'S/8': 'vit_small_patch8',
+    'B/16': 'vit_base_patch16',
+    'B/8': 'vit_base_patch8',
+    'S/14': 'vit_small_patch14',
+    'B/14': 'vit_base_patch14',
     'L/14': 'vit_large_patch14',
 }
 
 
-
-def dino_interpolate_pos_embed(pos_embed: Tensor, h0: int, w0: int,
-                               num_prefix_tokens: int = 1,
-                               offset: float = 0.1,
-                               antialias: bool = False) -> Tensor:
+def dino_interpolate_pos_embed(
+    pos_embed: Tensor,
+    h0: int,
+    w0: int,
+    num_prefix_tokens: int = 1,
+    offset: float = 0.1,
+    antialias: bool = False,
+) -> Tensor:
     """Resample a square absolute position embedding the DINO/DINOv2 way.
 
     Args:
@@ -96,14 +103,12 @@ def dino_interpolate_pos_embed(pos_embed: Tensor, h0: int, w0: int,
     grid = grid.reshape(1, m, m, dim).permute(0, 3, 1, 2)
     if offset:
         # Row scale first: DINO's "w" is x.shape[2], i.e. the image height.
-        kwargs = dict(scale_factor=(float(h0 + offset) / m,
-                                    float(w0 + offset) / m))
+        kwargs = dict(scale_factor=(float(h0 + offset) / m, float(w0 + offset) / m))
     else:
         kwargs = dict(size=(h0, w0))
     grid = F.interpolate(grid, mode='bicubic', antialias=antialias, **kwargs)
     if grid.shape[-2:] != (h0, w0):
-        raise RuntimeError(f'resampled grid {tuple(grid.shape[-2:])} != '
-                           f'{(h0, w0)}')
+        raise RuntimeError(f'resampled grid {tuple(grid.shape[-2:])} != {(h0, w0)}')
     grid = grid.permute(0, 2, 3, 1).reshape(1, h0 * w0, dim)
     return torch.cat((prefix, grid), dim=1).to(dtype)
 
@@ -113,26 +118,30 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
 
     _ARCHS: Dict[str, Tuple[str, int]] = {}
 
-    def __init__(self,
-                 arch: str,
-                 input_size: SizeType = None,
-                 out_block: int = -1,
-                 final_norm: bool = True,
-                 pos_embed_interp: str = 'dino',
-                 interpolate_offset: float = 0.1,
-                 interpolate_antialias: bool = False,
-                 resize_mode: str = 'bilinear',
-                 frozen: bool = True,
-                 timm_kwargs: Optional[dict] = None,
-                 init_cfg: Union[dict, List[dict], None] = None) -> None:
+    def __init__(
+        self,
+        arch: str,
+        input_size: SizeType = None,
+        out_block: int = -1,
+        final_norm: bool = True,
+        pos_embed_interp: str = 'dino',
+        interpolate_offset: float = 0.1,
+        interpolate_antialias: bool = False,
+        resize_mode: str = 'bilinear',
+        frozen: bool = True,
+        timm_kwargs: Optional[dict] = None,
+        init_cfg: Union[dict, List[dict], None] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         import timm  # optional dependency (the 'vfm' extra)
 
         arch = _ALIASES.get(arch, arch)
         if arch not in self._ARCHS:
             aliases = sorted(k for k, v in _ALIASES.items() if v in self._ARCHS)
-            raise KeyError(f'Unknown arch {arch!r} for {type(self).__name__}'
-                           f'; choose from {sorted(self._ARCHS)} or {aliases}')
+            raise KeyError(
+                f'Unknown arch {arch!r} for {type(self).__name__}'
+                f'; choose from {sorted(self._ARCHS)} or {aliases}'
+            )
         if pos_embed_interp not in ('dino', 'timm'):
             raise ValueError("pos_embed_interp must be 'dino' or 'timm'")
         timm_name, native = self._ARCHS[arch]
@@ -173,14 +182,18 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
         if state_dict and all(k.startswith('vit.') for k in state_dict):
             state_dict = {k[4:]: v for k, v in state_dict.items()}
         # DINOv2 masked-modelling token / DINO classifier heads: unused here.
-        state_dict = {k: v for k, v in state_dict.items()
-                      if k != 'mask_token' and not k.startswith('head.')}
+        state_dict = {
+            k: v
+            for k, v in state_dict.items()
+            if k != 'mask_token' and not k.startswith('head.')
+        }
         pe = state_dict.get('pos_embed')
         if pe is not None and pe.shape != self.vit.pos_embed.shape:
             raise ValueError(
                 f'pos_embed {tuple(pe.shape)} does not match the '
                 f'{self.arch} grid {tuple(self.vit.pos_embed.shape)}; is '
-                'this the right checkpoint?')
+                'this the right checkpoint?'
+            )
         self.vit.load_state_dict(state_dict, strict=True)
 
     def _tokens(self, x: Tensor) -> Tuple[Tensor, int, int]:
@@ -205,9 +218,13 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
         # Official shortcut: same token count and a square image -> as is.
         if not (h0 * w0 == n_pos and H == W):
             pos = dino_interpolate_pos_embed(
-                pos, h0, w0, num_prefix_tokens=vit.num_prefix_tokens,
+                pos,
+                h0,
+                w0,
+                num_prefix_tokens=vit.num_prefix_tokens,
                 offset=self.interpolate_offset,
-                antialias=self.interpolate_antialias)
+                antialias=self.interpolate_antialias,
+            )
         return vit.pos_drop(tokens + pos), h0, w0
 
     def forward(self, x: Tensor) -> Tuple[Tensor]:
@@ -226,18 +243,19 @@ class _TimmViTBase(ResolverPretrainedMixin, BaseModule):
         """
         if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
             align = False if self.resize_mode in ('bilinear', 'bicubic') else None
-            x = F.interpolate(x, size=self.input_size, mode=self.resize_mode,
-                              align_corners=align)
+            x = F.interpolate(
+                x, size=self.input_size, mode=self.resize_mode, align_corners=align
+            )
         vit = self.vit
         tokens, h0, w0 = self._tokens(x)
         tokens = vit.patch_drop(tokens)
         tokens = vit.norm_pre(tokens)
-        for blk in vit.blocks[:self.out_block + 1]:
+        for blk in vit.blocks[: self.out_block + 1]:
             tokens = blk(tokens)
         if self.final_norm:
             tokens = vit.norm(tokens)
-        patches = tokens[:, vit.num_prefix_tokens:]
-        return (patches.transpose(1, 2).reshape(x.shape[0], -1, h0, w0), )
+        patches = tokens[:, vit.num_prefix_tokens :]
+        return (patches.transpose(1, 2).reshape(x.shape[0], -1, h0, w0),)
 
 
 @MODELS.register_module()

@@ -1,12 +1,13 @@
 """Batch and normalise the two resolutions of a distillation batch."""
+
 from typing import List, Sequence, Union
 
 import torch
 from mmengine.model import BaseDataPreprocessor
 from torch import Tensor
 
-from fdseg.registry import MODELS
 from fdseg.models.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from fdseg.registry import MODELS
 
 
 @MODELS.register_module()
@@ -30,10 +31,12 @@ class DistillDataPreprocessor(BaseDataPreprocessor):
         non_blocking (bool): As in mmengine.
     """
 
-    def __init__(self,
-                 mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD,
-                 non_blocking: bool = False) -> None:
+    def __init__(
+        self,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        non_blocking: bool = False,
+    ) -> None:
         super().__init__(non_blocking)
         self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1), False)
         self.register_buffer('std', torch.tensor(std).view(-1, 1, 1), False)
@@ -42,9 +45,11 @@ class DistillDataPreprocessor(BaseDataPreprocessor):
         if isinstance(imgs, (list, tuple)):
             shapes = {tuple(i.shape) for i in imgs}
             if len(shapes) > 1:
-                raise ValueError(f'images of one batch differ in size: '
-                                 f'{sorted(shapes)}; resize them in the '
-                                 'pipeline (ResizeDistill)')
+                raise ValueError(
+                    f'images of one batch differ in size: '
+                    f'{sorted(shapes)}; resize them in the '
+                    'pipeline (ResizeDistill)'
+                )
             imgs = torch.stack(list(imgs))
         # uint8 travels to the device; the float copy is made there.
         return (imgs.float() - self.mean) / self.std

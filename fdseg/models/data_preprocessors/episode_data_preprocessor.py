@@ -1,4 +1,5 @@
 """Normalise and batch few-shot episodes."""
+
 from typing import Optional, Sequence
 
 import torch
@@ -29,17 +30,17 @@ class EpisodeDataPreprocessor(BaseDataPreprocessor):
         non_blocking (bool): As in mmengine.
     """
 
-    def __init__(self,
-                 mean: Optional[Sequence[float]] = IMAGENET_MEAN,
-                 std: Optional[Sequence[float]] = IMAGENET_STD,
-                 non_blocking: bool = False):
+    def __init__(
+        self,
+        mean: Optional[Sequence[float]] = IMAGENET_MEAN,
+        std: Optional[Sequence[float]] = IMAGENET_STD,
+        non_blocking: bool = False,
+    ):
         super().__init__(non_blocking)
         self._enable_normalize = mean is not None
         if self._enable_normalize:
-            self.register_buffer('mean',
-                                 torch.tensor(mean).view(-1, 1, 1), False)
-            self.register_buffer('std',
-                                 torch.tensor(std).view(-1, 1, 1), False)
+            self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1), False)
+            self.register_buffer('std', torch.tensor(std).view(-1, 1, 1), False)
 
     def normalize(self, img: torch.Tensor) -> torch.Tensor:
         """``[..., 3, H, W]`` uint8 or float in 0..255 -> normalised float."""
@@ -55,13 +56,16 @@ class EpisodeDataPreprocessor(BaseDataPreprocessor):
         return img
 
     def forward(self, data: dict, training: bool = False) -> dict:
+        """Stack and normalise the query and support images of a batch."""
         data = self.cast_data(data)
         inputs = data['inputs']
         if isinstance(inputs, (list, tuple)):
             shapes = {tuple(i.shape) for i in inputs}
             if len(shapes) > 1:
-                raise ValueError('queries of one batch must share a size, got '
-                                 f'{sorted(shapes)}; add ResizeEpisode')
+                raise ValueError(
+                    'queries of one batch must share a size, got '
+                    f'{sorted(shapes)}; add ResizeEpisode'
+                )
             inputs = torch.stack(list(inputs))
         if not inputs.is_floating_point():
             inputs = self.normalize(inputs)
@@ -70,7 +74,6 @@ class EpisodeDataPreprocessor(BaseDataPreprocessor):
             for s in samples:
                 # uint8 supports come from the pipeline; float ones were
                 # normalised already (e.g. a second pass over the batch).
-                if 'support_imgs' in s and \
-                        not s.support_imgs.is_floating_point():
+                if 'support_imgs' in s and not s.support_imgs.is_floating_point():
                     s.support_imgs = self.normalize(s.support_imgs)
         return dict(inputs=inputs, data_samples=samples)

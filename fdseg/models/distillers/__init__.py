@@ -1,5 +1,8 @@
-"""Distillers train a backbone (e.g. the GFDS student); they are not
-segmentors: no support set, no masks."""
+"""Distillers: models that train a backbone (e.g. the GFDS student).
+
+They are not segmentors: no support set, no masks.
+"""
+
 from .feature_distiller import FeatureDistiller
 
 __all__ = ['FeatureDistiller']

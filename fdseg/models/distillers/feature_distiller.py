@@ -32,6 +32,7 @@ on EfficientAD, whose ``pretraining.py`` is the closest official recipe):
   ``init_weights`` before resuming), which keeps WideResNet-101 (~0.5 GB)
   out of every checkpoint.
 """
+
 import logging
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -51,8 +52,7 @@ InputsType = Union[Tensor, Dict[str, Tensor]]
 def _one_level(feats: Tuple[Tensor, ...], who: str) -> Tensor:
     """The single level of a backbone output (backbones return tuples)."""
     if len(feats) != 1:
-        raise TypeError(f'the {who} must return one feature level, got '
-                        f'{len(feats)}')
+        raise TypeError(f'the {who} must return one feature level, got {len(feats)}')
     return feats[0]
 
 
@@ -93,23 +93,25 @@ class FeatureDistiller(BaseModel):
         init_cfg (dict, optional): mmengine init config of the whole model.
     """
 
-    def __init__(self,
-                 teacher: dict,
-                 student: dict,
-                 loss_decode: dict = dict(type='DistillL2Loss'),
-                 teacher_input_size: SizeType = None,
-                 teacher_norm: Optional[str] = None,
-                 align_mode: str = 'bilinear',
-                 save_teacher: bool = False,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        teacher: dict,
+        student: dict,
+        loss_decode: dict = dict(type='DistillL2Loss'),
+        teacher_input_size: SizeType = None,
+        teacher_norm: Optional[str] = None,
+        align_mode: str = 'bilinear',
+        save_teacher: bool = False,
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='DistillDataPreprocessor')
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if teacher_norm not in (None, 'channel'):
-            raise ValueError("teacher_norm must be None or 'channel', got "
-                             f'{teacher_norm!r}')
+            raise ValueError(
+                f"teacher_norm must be None or 'channel', got {teacher_norm!r}"
+            )
         self.teacher = MODELS.build(teacher)
         self.student = MODELS.build(student)
         self.loss_decode = MODELS.build(loss_decode)
@@ -129,16 +131,20 @@ class FeatureDistiller(BaseModel):
         if isinstance(t_ch, int) and isinstance(s_ch, int) and t_ch != s_ch:
             raise ValueError(
                 f'teacher outputs {t_ch} channels but the student {s_ch}; '
-                f'set the student out_channels={t_ch}')
+                f'set the student out_channels={t_ch}'
+            )
         if teacher_norm == 'channel':
             if not isinstance(t_ch, int):
-                raise ValueError("teacher_norm='channel' needs a teacher "
-                                 'with an int `out_channels` attribute')
+                raise ValueError(
+                    "teacher_norm='channel' needs a teacher "
+                    'with an int `out_channels` attribute'
+                )
             self.register_buffer('teacher_mean', torch.zeros(1, t_ch, 1, 1))
             self.register_buffer('teacher_std', torch.ones(1, t_ch, 1, 1))
             # Images the statistics were computed on; 0 = not computed yet.
-            self.register_buffer('teacher_stats_count',
-                                 torch.zeros((), dtype=torch.long))
+            self.register_buffer(
+                'teacher_stats_count', torch.zeros((), dtype=torch.long)
+            )
 
         if not save_teacher:
             self.register_state_dict_post_hook(_drop_teacher_keys)
@@ -156,14 +162,14 @@ class FeatureDistiller(BaseModel):
             self._warned.add(key)
             print_log(msg, logger='current', level=logging.WARNING)
 
-    def _split_inputs(self, inputs: InputsType
-                      ) -> Tuple[Tensor, Optional[Tensor]]:
+    def _split_inputs(self, inputs: InputsType) -> Tuple[Tensor, Optional[Tensor]]:
         if isinstance(inputs, dict):
             return inputs['student'], inputs.get('teacher')
         return inputs, None
 
-    def teacher_inputs(self, student_in: Tensor,
-                       teacher_in: Optional[Tensor]) -> Tensor:
+    def teacher_inputs(
+        self, student_in: Tensor, teacher_in: Optional[Tensor]
+    ) -> Tensor:
         """The teacher's input batch, resized to ``teacher_input_size``.
 
         Args:
@@ -178,21 +184,26 @@ class FeatureDistiller(BaseModel):
             if self.teacher_input_size is None:
                 return student_in  # same input for both (e.g. toy setups)
             self._warn_once(
-                'upsample', 'FeatureDistiller: no teacher image in the batch; '
+                'upsample',
+                'FeatureDistiller: no teacher image in the batch; '
                 'resizing the student input to the teacher size. Produce it '
                 'in the pipeline (ResizeDistill teacher_size) to give the '
-                'teacher full-resolution detail.')
+                'teacher full-resolution detail.',
+            )
             teacher_in = student_in
         size = self.teacher_input_size
         if size is not None and tuple(teacher_in.shape[-2:]) != size:
             if teacher_in is not student_in:
                 self._warn_once(
-                    'resize', f'FeatureDistiller: teacher images of size '
+                    'resize',
+                    f'FeatureDistiller: teacher images of size '
                     f'{tuple(teacher_in.shape[-2:])} resized to '
                     f'teacher_input_size={size}; make the pipeline '
-                    '(ResizeDistill teacher_size) produce that size.')
+                    '(ResizeDistill teacher_size) produce that size.',
+                )
             teacher_in = F.interpolate(
-                teacher_in, size=size, mode='bilinear', align_corners=False)
+                teacher_in, size=size, mode='bilinear', align_corners=False
+            )
         return teacher_in
 
     def extract_student(self, student_in: Tensor) -> Tensor:
@@ -200,8 +211,7 @@ class FeatureDistiller(BaseModel):
         return _one_level(self.student(student_in), 'student')
 
     @torch.no_grad()
-    def extract_teacher(self, teacher_in: Tensor,
-                        normalize: bool = True) -> Tensor:
+    def extract_teacher(self, teacher_in: Tensor, normalize: bool = True) -> Tensor:
         """Teacher features (no gradient).
 
         Args:
@@ -217,12 +227,12 @@ class FeatureDistiller(BaseModel):
                 raise RuntimeError(
                     "teacher_norm='channel' but no teacher statistics: add "
                     "custom_hooks=[dict(type='TeacherFeatureStatsHook')] or "
-                    'call set_teacher_stats()')
+                    'call set_teacher_stats()'
+                )
             feats = (feats - self.teacher_mean) / self.teacher_std
         return feats
 
-    def set_teacher_stats(self, mean: Tensor, std: Tensor,
-                          count: int) -> None:
+    def set_teacher_stats(self, mean: Tensor, std: Tensor, count: int) -> None:
         """Store the per-channel teacher statistics (``teacher_norm``).
 
         Args:
@@ -239,31 +249,39 @@ class FeatureDistiller(BaseModel):
     def _targets(self, feats_s: Tensor, feats_t: Tensor) -> Tensor:
         """Bring the teacher map to the student map's size."""
         if feats_t.shape[1] != feats_s.shape[1]:
-            raise ValueError(f'teacher map has {feats_t.shape[1]} channels, '
-                             f'student map {feats_s.shape[1]}')
+            raise ValueError(
+                f'teacher map has {feats_t.shape[1]} channels, '
+                f'student map {feats_s.shape[1]}'
+            )
         if feats_t.shape[-2:] != feats_s.shape[-2:]:
             self._warn_once(
-                'align', f'FeatureDistiller: teacher map '
+                'align',
+                f'FeatureDistiller: teacher map '
                 f'{tuple(feats_t.shape[-2:])} resized to the student map '
-                f'{tuple(feats_s.shape[-2:])} ({self.align_mode}).')
-            align = False if self.align_mode in ('bilinear',
-                                                 'bicubic') else None
-            feats_t = F.interpolate(feats_t.float(), size=feats_s.shape[-2:],
-                                    mode=self.align_mode, align_corners=align)
+                f'{tuple(feats_s.shape[-2:])} ({self.align_mode}).',
+            )
+            align = False if self.align_mode in ('bilinear', 'bicubic') else None
+            feats_t = F.interpolate(
+                feats_t.float(),
+                size=feats_s.shape[-2:],
+                mode=self.align_mode,
+                align_corners=align,
+            )
         return feats_t
 
     def _pair(self, inputs: InputsType) -> Tuple[Tensor, Tensor]:
         student_in, teacher_in = self._split_inputs(inputs)
         feats_s = self.extract_student(student_in)
-        feats_t = self.extract_teacher(self.teacher_inputs(student_in,
-                                                           teacher_in))
+        feats_t = self.extract_teacher(self.teacher_inputs(student_in, teacher_in))
         return feats_s, self._targets(feats_s, feats_t)
 
     # ---------------------------------------------------------------- forward
-    def forward(self,
-                inputs: InputsType,
-                data_samples: Optional[List[BaseDataElement]] = None,
-                mode: str = 'tensor'):
+    def forward(
+        self,
+        inputs: InputsType,
+        data_samples: Optional[List[BaseDataElement]] = None,
+        mode: str = 'tensor',
+    ):
         """Run in one of mmengine's three modes.
 
         Args:
@@ -286,12 +304,13 @@ class FeatureDistiller(BaseModel):
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
             return self.extract_student(self._split_inputs(inputs)[0])
-        raise RuntimeError(f'Invalid mode "{mode}"; only "loss", "predict" '
-                           'and "tensor" are supported')
+        raise RuntimeError(
+            f'Invalid mode "{mode}"; only "loss", "predict" and "tensor" are supported'
+        )
 
-    def loss(self, inputs: InputsType,
-             data_samples: Optional[List[BaseDataElement]] = None
-             ) -> Dict[str, Tensor]:
+    def loss(
+        self, inputs: InputsType, data_samples: Optional[List[BaseDataElement]] = None
+    ) -> Dict[str, Tensor]:
         """Distillation loss.
 
         Returns:
@@ -301,9 +320,9 @@ class FeatureDistiller(BaseModel):
         return {self.loss_decode.loss_name: self.loss_decode(feats_s, feats_t)}
 
     @torch.no_grad()
-    def predict(self, inputs: InputsType,
-                data_samples: Optional[List[BaseDataElement]] = None
-                ) -> List[BaseDataElement]:
+    def predict(
+        self, inputs: InputsType, data_samples: Optional[List[BaseDataElement]] = None
+    ) -> List[BaseDataElement]:
         """Per-sample distillation error (validation).
 
         Returns:
@@ -319,15 +338,15 @@ class FeatureDistiller(BaseModel):
         return data_samples
 
 
-def _drop_teacher_keys(module: FeatureDistiller, state_dict: dict,
-                       prefix: str, local_metadata: dict) -> None:
+def _drop_teacher_keys(
+    module: FeatureDistiller, state_dict: dict, prefix: str, local_metadata: dict
+) -> None:
     # state_dict post hook: the teacher is rebuilt from its init_cfg.
     for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
         del state_dict[key]
 
 
-def _ignore_missing_teacher(module: FeatureDistiller,
-                            incompatible_keys) -> None:
+def _ignore_missing_teacher(module: FeatureDistiller, incompatible_keys) -> None:
     # Checkpoints saved without the teacher must still load strictly.
     missing = incompatible_keys.missing_keys
     missing[:] = [k for k in missing if not k.startswith('teacher.')]

@@ -3,6 +3,8 @@ from .baseline_heads import AllBackgroundHead, PasteSupportMaskHead
 from .prototype_matcher_head import PrototypeMatcherHead
 
 __all__ = [
-    'BaseFewShotHead', 'PrototypeMatcherHead', 'AllBackgroundHead',
-    'PasteSupportMaskHead'
+    'BaseFewShotHead',
+    'PrototypeMatcherHead',
+    'AllBackgroundHead',
+    'PasteSupportMaskHead',
 ]

@@ -1,4 +1,5 @@
 """Base class of few-shot heads."""
+
 from abc import ABCMeta, abstractmethod
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -36,14 +37,16 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    def __init__(self,
-                 num_ways: int = 1,
-                 mask_downsample: str = 'cover',
-                 align_corners: bool = False,
-                 loss_decode: Optional[dict] = None,
-                 ignore_index: int = 255,
-                 in_index: int = -1,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        num_ways: int = 1,
+        mask_downsample: str = 'cover',
+        align_corners: bool = False,
+        loss_decode: Optional[dict] = None,
+        ignore_index: int = 255,
+        in_index: int = -1,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg)
         self.in_index = in_index
         self.num_ways = num_ways
@@ -53,8 +56,11 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
         self.loss_decode = MODELS.build(loss_decode) if loss_decode else None
 
     def select_level(self, feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
-        """The ``in_index`` level of a backbone output (mmseg's
-        ``_transform_inputs`` with a single index)."""
+        """The ``in_index`` level of a backbone output.
+
+        As mmseg's ``_transform_inputs`` with a single index; a plain tensor
+        passes through.
+        """
         if isinstance(feats, (list, tuple)):
             return feats[self.in_index]
         return feats
@@ -63,8 +69,12 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
         """``[S, H, W]`` -> ``[S, h, w]`` with the shared utility."""
         return downsample_mask(masks, size, self.mask_downsample)
 
-    def encode_support(self, support_feats, support_masks: Tensor,
-                       support_labels: Optional[Tensor] = None) -> Dict:
+    def encode_support(
+        self,
+        support_feats,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ) -> Dict:
         """Encode one episode's support set.
 
         Args:
@@ -77,8 +87,7 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
         """
         if support_labels is None:
             support_labels = support_masks.new_ones(support_masks.shape[0])
-        return dict(
-            feats=support_feats, masks=support_masks, labels=support_labels)
+        return dict(feats=support_feats, masks=support_masks, labels=support_labels)
 
     @abstractmethod
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:
@@ -92,33 +101,36 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
             Tensor: ``[B, N + 1, h', w']`` logits / similarity maps.
         """
 
-    def loss(self, query_feats, supports: List[Dict],
-             batch_data_samples: Sequence) -> Dict[str, Tensor]:
+    def loss(
+        self, query_feats, supports: List[Dict], batch_data_samples: Sequence
+    ) -> Dict[str, Tensor]:
         """Forward + loss_by_feat."""
         logits = self.forward(query_feats, supports)
         return self.loss_by_feat(logits, batch_data_samples)
 
-    def loss_by_feat(self, logits: Tensor,
-                     batch_data_samples: Sequence) -> Dict[str, Tensor]:
+    def loss_by_feat(
+        self, logits: Tensor, batch_data_samples: Sequence
+    ) -> Dict[str, Tensor]:
         """Cross entropy of the upsampled logits against the query masks."""
         if self.loss_decode is None:
             raise RuntimeError(
                 f'{type(self).__name__} has no loss_decode: it is '
-                'training-free; evaluate it with tools/test.py')
+                'training-free; evaluate it with tools/test.py'
+            )
         gt = torch.stack([s.gt_sem_seg.data[0] for s in batch_data_samples])
         logits = F.interpolate(
-            logits, gt.shape[-2:], mode='bilinear',
-            align_corners=self.align_corners)
+            logits, gt.shape[-2:], mode='bilinear', align_corners=self.align_corners
+        )
         return dict(loss_seg=self.loss_decode(logits, gt.long()))
 
-    def predict(self, query_feats, supports: List[Dict],
-                batch_img_metas: List[dict]) -> Tensor:
+    def predict(
+        self, query_feats, supports: List[Dict], batch_img_metas: List[dict]
+    ) -> Tensor:
         """Forward + predict_by_feat."""
         logits = self.forward(query_feats, supports)
         return self.predict_by_feat(logits, batch_img_metas)
 
-    def predict_by_feat(self, logits: Tensor,
-                        batch_img_metas: List[dict]) -> Tensor:
+    def predict_by_feat(self, logits: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Upsample logits to the (resized) input size ``img_shape``.
 
         Returns:
@@ -128,4 +140,5 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
         if tuple(logits.shape[-2:]) == size:
             return logits
         return F.interpolate(
-            logits, size, mode='bilinear', align_corners=self.align_corners)
+            logits, size, mode='bilinear', align_corners=self.align_corners
+        )

@@ -1,4 +1,5 @@
 """Training-free prototype matcher (paper Sec. 5.1.2, eqs. 1-8, Table 6)."""
+
 from typing import Dict, List, Optional
 
 import torch
@@ -6,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fdseg.registry import MODELS
+
 from .base_few_shot_head import BaseFewShotHead
 
 STRATEGIES = ('dense', 'patch', 'pool')
@@ -67,42 +69,42 @@ class PrototypeMatcherHead(BaseFewShotHead):
         align_corners (bool): Bilinear upsampling; True as officially.
     """
 
-    def __init__(self,
-                 fg_strategy: str = 'patch',
-                 bg_strategy: str = 'dense',
-                 patch_mode: str = 'sequence',
-                 patch_size: int = 3,
-                 patch_min_vectors: int = 10,
-                 distance: str = 'cosine',
-                 scale: float = 10.0,
-                 upsample: str = 'logits',
-                 fg_threshold: float = 0.0,
-                 empty_score: float = -2.0,
-                 num_ways: int = 1,
-                 mask_downsample: str = 'cover',
-                 align_corners: bool = True,
-                 init_cfg: Optional[dict] = None,
-                 **kwargs):
+    def __init__(
+        self,
+        fg_strategy: str = 'patch',
+        bg_strategy: str = 'dense',
+        patch_mode: str = 'sequence',
+        patch_size: int = 3,
+        patch_min_vectors: int = 10,
+        distance: str = 'cosine',
+        scale: float = 10.0,
+        upsample: str = 'logits',
+        fg_threshold: float = 0.0,
+        empty_score: float = -2.0,
+        num_ways: int = 1,
+        mask_downsample: str = 'cover',
+        align_corners: bool = True,
+        init_cfg: Optional[dict] = None,
+        **kwargs,
+    ):
         super().__init__(
             num_ways=num_ways,
             mask_downsample=mask_downsample,
             align_corners=align_corners,
             init_cfg=init_cfg,
-            **kwargs)
-        for name, s in (('fg_strategy', fg_strategy),
-                        ('bg_strategy', bg_strategy)):
+            **kwargs,
+        )
+        for name, s in (('fg_strategy', fg_strategy), ('bg_strategy', bg_strategy)):
             if s not in STRATEGIES:
-                raise ValueError(f'{name} must be one of {STRATEGIES}, got '
-                                 f'{s!r}')
+                raise ValueError(f'{name} must be one of {STRATEGIES}, got {s!r}')
         if patch_mode not in ('sequence', 'spatial'):
-            raise ValueError('patch_mode must be "sequence" or "spatial", '
-                             f'got {patch_mode!r}')
+            raise ValueError(
+                f'patch_mode must be "sequence" or "spatial", got {patch_mode!r}'
+            )
         if distance not in ('cosine', 'l2'):
-            raise ValueError(f'distance must be "cosine" or "l2", got '
-                             f'{distance!r}')
+            raise ValueError(f'distance must be "cosine" or "l2", got {distance!r}')
         if upsample not in ('logits', 'labels'):
-            raise ValueError(f'upsample must be "logits" or "labels", got '
-                             f'{upsample!r}')
+            raise ValueError(f'upsample must be "logits" or "labels", got {upsample!r}')
         self.fg_strategy = fg_strategy
         self.bg_strategy = bg_strategy
         self.patch_mode = patch_mode
@@ -124,13 +126,15 @@ class PrototypeMatcherHead(BaseFewShotHead):
             return vecs
         return vecs.unfold(0, p, 1).mean(-1)
 
-    def _prototypes(self, feat: Tensor, cells: Tensor, strategy: str,
-                    smoothed: Optional[Tensor]) -> Tensor:
+    def _prototypes(
+        self, feat: Tensor, cells: Tensor, strategy: str, smoothed: Optional[Tensor]
+    ) -> Tensor:
         """Prototypes of one support's selected cells (before pooling).
 
         Args:
             feat (Tensor): ``[C, h * w]`` support features.
             cells (Tensor): ``[h * w]`` bool selection, row-major.
+            strategy (str): ``'patch'``, ``'dense'`` or ``'pooling'``.
             smoothed (Tensor, optional): ``[C, h * w]`` spatially averaged
                 features for the ``'spatial'`` patch mode.
         """
@@ -141,8 +145,12 @@ class PrototypeMatcherHead(BaseFewShotHead):
         # 'dense' and 'pool' (pooled over all shots by the caller)
         return feat[:, cells].t()
 
-    def encode_support(self, support_feats: Tensor, support_masks: Tensor,
-                       support_labels: Optional[Tensor] = None) -> Dict:
+    def encode_support(
+        self,
+        support_feats: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ) -> Dict:
         """Build prototypes of one episode.
 
         Args:
@@ -162,12 +170,14 @@ class PrototypeMatcherHead(BaseFewShotHead):
         fg_cells = (cells > self.fg_threshold).flatten(1)  # [S, h*w]
         flat = support_feats.flatten(2)  # [S, C, h*w]
         smoothed = None
-        if 'patch' in (self.fg_strategy, self.bg_strategy) and \
-                self.patch_mode == 'spatial':
+        if (
+            'patch' in (self.fg_strategy, self.bg_strategy)
+            and self.patch_mode == 'spatial'
+        ):
             p = self.patch_size
             smoothed = F.avg_pool2d(
-                support_feats, p, 1, p // 2,
-                count_include_pad=False).flatten(2)
+                support_feats, p, 1, p // 2, count_include_pad=False
+            ).flatten(2)
         num_ways = int(support_labels.max().item()) if S else 1
         protos, groups = [], []
         # The loop runs over the (few) supports and ways, never over pixels
@@ -177,25 +187,27 @@ class PrototypeMatcherHead(BaseFewShotHead):
                 sel = [(i, ~fg_cells[i]) for i in range(S)]
                 strategy = self.bg_strategy
             else:
-                sel = [(i, fg_cells[i]) for i in range(S)
-                       if int(support_labels[i]) == way]
+                sel = [
+                    (i, fg_cells[i]) for i in range(S) if int(support_labels[i]) == way
+                ]
                 strategy = self.fg_strategy
             vecs = [
-                self._prototypes(flat[i], c, strategy,
-                                 None if smoothed is None else smoothed[i])
+                self._prototypes(
+                    flat[i], c, strategy, None if smoothed is None else smoothed[i]
+                )
                 for i, c in sel
             ]
             vecs = torch.cat(vecs) if vecs else flat.new_zeros(0, C)
             if strategy == 'pool' and vecs.shape[0] > 0:
                 vecs = vecs.mean(0, keepdim=True)
             protos.append(vecs)
-            groups.append(torch.full((vecs.shape[0], ), way,
-                                     dtype=torch.long, device=flat.device))
+            groups.append(
+                torch.full((vecs.shape[0],), way, dtype=torch.long, device=flat.device)
+            )
         protos = torch.cat(protos)
         if self.distance == 'cosine':
             protos = F.normalize(protos, dim=1)
-        return dict(protos=protos, groups=torch.cat(groups),
-                    num_ways=num_ways)
+        return dict(protos=protos, groups=torch.cat(groups), num_ways=num_ways)
 
     # ------------------------------------------------------------------
     # query side
@@ -222,30 +234,35 @@ class PrototypeMatcherHead(BaseFewShotHead):
         # group's maximum is a max over one contiguous slice of columns.
         counts = torch.bincount(groups, minlength=n + 1).tolist()
         out = sim.new_full((n + 1, h * w), self.empty_score)
-        for g, part in enumerate(torch.split(sim, counts[:n + 1], dim=1)):
+        for g, part in enumerate(torch.split(sim, counts[: n + 1], dim=1)):
             if part.shape[1]:
                 out[g] = part.amax(1)
         return out.reshape(n + 1, h, w)
 
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:
+        """Per-way similarity maps of the query features to the prototypes."""
         query_feats = self.select_level(query_feats)
         if len(supports) != query_feats.shape[0]:
-            raise ValueError(f'{query_feats.shape[0]} queries but '
-                             f'{len(supports)} support states')
+            raise ValueError(
+                f'{query_feats.shape[0]} queries but {len(supports)} support states'
+            )
         maps = [self.similarity(q, s) for q, s in zip(query_feats, supports)]
         n = max(m.shape[0] for m in maps)
         maps = [
-            F.pad(m, (0, 0, 0, 0, 0, n - m.shape[0]),
-                  value=self.empty_score) for m in maps
+            F.pad(m, (0, 0, 0, 0, 0, n - m.shape[0]), value=self.empty_score)
+            for m in maps
         ]
         return torch.stack(maps) * self.scale
 
-    def predict_by_feat(self, logits: Tensor,
-                        batch_img_metas: List[dict]) -> Tensor:
+    def predict_by_feat(self, logits: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Logits at the input size.
+
+        Bilinearly upsampled maps (``upsample='logits'``), or the one-hot
+        argmax upsampled with nearest neighbour (``'labels'``).
+        """
         if self.upsample == 'logits':
             return super().predict_by_feat(logits, batch_img_metas)
         size = tuple(batch_img_metas[0]['img_shape'][:2])
         labels = logits.argmax(1, keepdim=True).float()
         labels = F.interpolate(labels, size, mode='nearest').long()[:, 0]
-        return F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).to(
-            logits.dtype)
+        return F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)

@@ -1,4 +1,5 @@
 """Feature-map distillation loss (GFDS Sec. 5.1.1 / 6.1.2: "the l2 loss")."""
+
 from typing import Optional
 
 from torch import Tensor, nn
@@ -29,14 +30,17 @@ class DistillL2Loss(nn.Module):
 
     _REDUCTIONS = ('mean', 'sum', 'sample', 'none')
 
-    def __init__(self,
-                 reduction: str = 'mean',
-                 loss_weight: float = 1.0,
-                 loss_name: str = 'loss_distill') -> None:
+    def __init__(
+        self,
+        reduction: str = 'mean',
+        loss_weight: float = 1.0,
+        loss_name: str = 'loss_distill',
+    ) -> None:
         super().__init__()
         if reduction not in self._REDUCTIONS:
-            raise ValueError(f'reduction must be one of {self._REDUCTIONS}, '
-                             f'got {reduction!r}')
+            raise ValueError(
+                f'reduction must be one of {self._REDUCTIONS}, got {reduction!r}'
+            )
         self.reduction = reduction
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -46,10 +50,9 @@ class DistillL2Loss(nn.Module):
         """str: Key of this loss in the loss dict."""
         return self._loss_name
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self, pred: Tensor, target: Tensor, reduction_override: Optional[str] = None
+    ) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -64,8 +67,10 @@ class DistillL2Loss(nn.Module):
             ``'sample'``, ``[B, C, H, W]`` for ``'none'``.
         """
         if pred.shape != target.shape:
-            raise ValueError(f'student map {tuple(pred.shape)} and teacher '
-                             f'map {tuple(target.shape)} differ')
+            raise ValueError(
+                f'student map {tuple(pred.shape)} and teacher '
+                f'map {tuple(target.shape)} differ'
+            )
         reduction = reduction_override or self.reduction
         if reduction not in self._REDUCTIONS:
             raise ValueError(f'unknown reduction {reduction!r}')

@@ -1,4 +1,5 @@
 """Base class of refiners (FastSAM fusion, SAM2 prompt modes, ...)."""
+
 from abc import ABCMeta, abstractmethod
 from typing import Optional, Sequence
 
@@ -37,16 +38,17 @@ class BaseRefiner(BaseModule, metaclass=ABCMeta):
         checkpoint = getattr(self, 'checkpoint', None)
         if checkpoint is None:
             return  # random weights (tests); reported by the runner
-        from fdseg.utils.checkpoints import (record_loaded_weights,
-                                             resolve_checkpoint)
-        if not any(n == checkpoint for n, _ in
-                   self.__dict__.get('_fdseg_loaded_weights', ())):
-            record_loaded_weights(self, checkpoint,
-                                  resolve_checkpoint(checkpoint))
+        from fdseg.utils.checkpoints import record_loaded_weights, resolve_checkpoint
+
+        if not any(
+            n == checkpoint for n, _ in self.__dict__.get('_fdseg_loaded_weights', ())
+        ):
+            record_loaded_weights(self, checkpoint, resolve_checkpoint(checkpoint))
 
     @abstractmethod
-    def refine(self, imgs: Tensor, coarse: Tensor,
-               data_samples: Optional[Sequence] = None) -> Tensor:
+    def refine(
+        self, imgs: Tensor, coarse: Tensor, data_samples: Optional[Sequence] = None
+    ) -> Tensor:
         """Refine coarse label maps.
 
         Args:

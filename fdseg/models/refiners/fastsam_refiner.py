@@ -1,4 +1,5 @@
 """FastSAM refiner: the paper's proposed fusion (Sec. 5.1.3, Table 7)."""
+
 import contextlib
 import os
 import tempfile
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from fdseg.models.utils.size import to_hw
 from fdseg.registry import MODELS
+
 from .base_refiner import BaseRefiner
 from .fusion import MaskFusion
 
@@ -36,8 +38,10 @@ def _yolo_offline():
 
 #: FastSAM sizes -> (registered checkpoint name, architecture for random
 #: weights). FastSAM is YOLOv8-seg with one class ("object").
-FASTSAM_MODELS = {'x': ('fastsam_x', 'yolov8x-seg.yaml'),
-                  's': ('fastsam_s', 'yolov8s-seg.yaml')}
+FASTSAM_MODELS = {
+    'x': ('fastsam_x', 'yolov8x-seg.yaml'),
+    's': ('fastsam_s', 'yolov8s-seg.yaml'),
+}
 
 
 @MODELS.register_module()
@@ -91,38 +95,46 @@ class FastSAMRefiner(BaseRefiner):
         init_cfg (dict, optional): Unused (kept for mmengine).
     """
 
-    def __init__(self,
-                 model: str = 'x',
-                 checkpoint: Optional[str] = 'default',
-                 arch: Optional[str] = None,
-                 imgsz: Union[int, Tuple[int, int], None] = None,
-                 conf: float = 0.1,
-                 iou: float = 0.5,
-                 retina_masks: bool = True,
-                 max_det: int = 300,
-                 half: bool = False,
-                 weights_only: bool = True,
-                 fusion: Optional[dict] = None,
-                 skip_empty: bool = True,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        model: str = 'x',
+        checkpoint: Optional[str] = 'default',
+        arch: Optional[str] = None,
+        imgsz: Union[int, Tuple[int, int], None] = None,
+        conf: float = 0.1,
+        iou: float = 0.5,
+        retina_masks: bool = True,
+        max_det: int = 300,
+        half: bool = False,
+        weights_only: bool = True,
+        fusion: Optional[dict] = None,
+        skip_empty: bool = True,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg=init_cfg)
         if model not in FASTSAM_MODELS:
             raise ValueError(f'model must be one of {list(FASTSAM_MODELS)}')
         name, default_arch = FASTSAM_MODELS[model]
         if checkpoint == 'default':
             checkpoint = name
-        other = [k for k, (n, _) in FASTSAM_MODELS.items()
-                 if n == checkpoint and k != model]
+        other = [
+            k for k, (n, _) in FASTSAM_MODELS.items() if n == checkpoint and k != model
+        ]
         if other:
-            raise ValueError(f'checkpoint {checkpoint!r} is FastSAM-'
-                             f'{other[0]}, but model={model!r}')
+            raise ValueError(
+                f'checkpoint {checkpoint!r} is FastSAM-{other[0]}, but model={model!r}'
+            )
         self.model_size = model
         self.checkpoint = checkpoint
         self.arch = arch or default_arch
         self.imgsz = to_hw(imgsz)
-        self.predict_args = dict(conf=conf, iou=iou,
-                                 retina_masks=retina_masks, max_det=max_det,
-                                 verbose=False)
+        self.predict_args = dict(
+            conf=conf,
+            iou=iou,
+            retina_masks=retina_masks,
+            max_det=max_det,
+            verbose=False,
+        )
         if half:
             # Passed only when asked: ultralytics 8.4 warns that it is
             # deprecated (in favour of ``quantize``) whenever it is given.
@@ -141,10 +153,12 @@ class FastSAMRefiner(BaseRefiner):
             return self._model[0]
         with _yolo_offline():
             from ultralytics import FastSAM
+
             if self.checkpoint is None:
                 model = self._random_fastsam(FastSAM)
             else:
                 from fdseg.utils.checkpoints import resolve_checkpoint
+
                 path = resolve_checkpoint(self.checkpoint)
                 model = self._open(FastSAM, path)
         self._model.append(model)
@@ -154,14 +168,16 @@ class FastSAMRefiner(BaseRefiner):
         if not self.weights_only:
             return factory(path)
         from fdseg.models.adapters.ultralytics import safe_load
+
         try:
             with safe_load():
                 return factory(path)
         except (TypeError, RuntimeError) as e:
             raise RuntimeError(
-                f'Could not open {path} with ultralytics\' restricted '
+                f"Could not open {path} with ultralytics' restricted "
                 f'(weights_only=True) loader: {e}\nIf you trust this file, '
-                'set weights_only=False in the FastSAMRefiner config.') from e
+                'set weights_only=False in the FastSAMRefiner config.'
+            ) from e
 
     def _random_fastsam(self, factory):
         """FastSAM with random weights: a one-class YOLOv8-seg of ``arch``.
@@ -170,14 +186,14 @@ class FastSAMRefiner(BaseRefiner):
         round trip through a temporary checkpoint in ultralytics' format.
         """
         from ultralytics.nn.tasks import SegmentationModel
+
         net = SegmentationModel(self.arch, nc=1, verbose=False)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, 'fastsam_random.pt')
             # Without a task, ultralytics guesses 'detect' from its default
             # args and FastSAM refuses the model.
             net.task = 'segment'
-            torch.save(dict(model=net, train_args=dict(task='segment')),
-                       path)
+            torch.save(dict(model=net, train_args=dict(task='segment')), path)
             return self._open(factory, path)
 
     # ------------------------------------------------------------------
@@ -205,32 +221,31 @@ class FastSAMRefiner(BaseRefiner):
             arr = imgs.round().clamp(0, 255).byte().permute(0, 2, 3, 1)
             source = [a[..., ::-1].copy() for a in arr.cpu().numpy()]
         device = imgs.device
-        dev = 'cpu' if device.type == 'cpu' else \
-            f'{device.type}:{device.index or 0}'
+        dev = 'cpu' if device.type == 'cpu' else f'{device.type}:{device.index or 0}'
         # ultralytics' select_device() sets torch's CPU thread count to
         # cpu_count - 1 for the whole process; restore it for the FM head.
         threads = torch.get_num_threads()
         try:
-            results = model.predict(source, imgsz=imgsz, device=dev,
-                                    **self.predict_args)
+            results = model.predict(
+                source, imgsz=imgsz, device=dev, **self.predict_args
+            )
         finally:
             torch.set_num_threads(threads)
         out = []
         for r in results:
             if r.masks is None or len(r.masks) == 0:
-                out.append(torch.zeros(0, h, w, dtype=torch.bool,
-                                       device=device))
+                out.append(torch.zeros(0, h, w, dtype=torch.bool, device=device))
                 continue
             m = r.masks.data.to(device)
             if tuple(m.shape[-2:]) != (h, w):
-                m = F.interpolate(m[None].float(), (h, w),
-                                  mode='nearest')[0]
+                m = F.interpolate(m[None].float(), (h, w), mode='nearest')[0]
             out.append(m > 0.5)
         return out
 
     @torch.no_grad()
-    def refine(self, imgs: Tensor, coarse: Tensor,
-               data_samples: Optional[Sequence] = None) -> Tensor:
+    def refine(
+        self, imgs: Tensor, coarse: Tensor, data_samples: Optional[Sequence] = None
+    ) -> Tensor:
         """Refine coarse label maps with FastSAM (eqs. 9-14).
 
         Args:
@@ -242,8 +257,11 @@ class FastSAMRefiner(BaseRefiner):
             Tensor: ``[B, H, W]`` long R.
         """
         out = coarse.clone()
-        todo = [i for i in range(coarse.shape[0])
-                if not self.skip_empty or bool((coarse[i] > 0).any())]
+        todo = [
+            i
+            for i in range(coarse.shape[0])
+            if not self.skip_empty or bool((coarse[i] > 0).any())
+        ]
         if not todo:
             return out
         masks = self.segment_everything(imgs[todo])

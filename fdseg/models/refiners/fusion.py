@@ -22,6 +22,7 @@ official behaviour is the default (``variant='official'``) and the paper's
 is ``variant='paper'``; every difference has its own switch in
 :class:`MaskFusion`. ``docs/refiners.md`` lists them.
 """
+
 from typing import Callable, Dict, Optional, Tuple, Union
 
 import cv2
@@ -35,8 +36,8 @@ STRATEGIES = ('morph', 'union', 'sam')
 REPLACE_MODES = ('official', 'paper')
 
 
-
 _CV_MAX_CHANNELS = 128  # channels per cv2.dilate call
+
 
 def _as_uint8(masks: Tensor) -> Tensor:
     """``[N, ...]`` binary masks as 0/1 ``uint8`` (zero-copy for bool)."""
@@ -47,9 +48,9 @@ def _as_uint8(masks: Tensor) -> Tensor:
     return (masks != 0).view(torch.uint8)
 
 
-def overlap_owner(masks: Tensor,
-                  complete: bool = False,
-                  backend: str = 'auto') -> Tuple[Tensor, int]:
+def overlap_owner(
+    masks: Tensor, complete: bool = False, backend: str = 'auto'
+) -> Tuple[Tensor, int]:
     """Disjoint masks as an owner map: smaller masks keep their pixels.
 
     Masks are ranked by increasing area (stable sort, so equal areas keep
@@ -82,8 +83,7 @@ def overlap_owner(masks: Tensor,
         return torch.full((h, w), -1, dtype=torch.long, device=dev), 0
     flat = _as_uint8(masks).reshape(n, -1)
     # weight n - rank (> 0): the max over covering masks is the smallest.
-    wdtype = torch.uint8 if n < 256 else torch.int16 if n < 32768 \
-        else torch.int32
+    wdtype = torch.uint8 if n < 256 else torch.int16 if n < 32768 else torch.int32
     if backend == 'auto':
         backend = 'numpy' if dev.type == 'cpu' else 'torch'
     if backend == 'numpy':
@@ -91,13 +91,18 @@ def overlap_owner(masks: Tensor,
         # magnitude faster than torch's CPU kernels here (measured).
         arr = flat.cpu().numpy()
         order = torch.from_numpy(
-            np.argsort(np.count_nonzero(arr, axis=1), kind='stable'))
+            np.argsort(np.count_nonzero(arr, axis=1), kind='stable')
+        )
         rank = torch.empty_like(order)
         rank[order] = torch.arange(n)
         weight = (n - rank).to(wdtype).numpy()[:, None]
-        best = torch.from_numpy(
-            np.multiply(arr.astype(weight.dtype, copy=False), weight)
-            .max(axis=0)).long().to(dev)
+        best = (
+            torch.from_numpy(
+                np.multiply(arr.astype(weight.dtype, copy=False), weight).max(axis=0)
+            )
+            .long()
+            .to(dev)
+        )
         order = order.to(dev)
     else:
         area = flat.sum(1, dtype=torch.int64)
@@ -107,8 +112,9 @@ def overlap_owner(masks: Tensor,
         weight = (n - rank).to(wdtype)[:, None]
         best = (flat.to(wdtype) * weight).amax(0).long()
     covered = best > 0
-    owner = torch.where(covered, order[(n - best).clamp(max=n - 1)],
-                        torch.full_like(best, -1))
+    owner = torch.where(
+        covered, order[(n - best).clamp(max=n - 1)], torch.full_like(best, -1)
+    )
     if complete and not bool(covered.all()):
         owner[~covered] = n
         n += 1
@@ -156,18 +162,24 @@ def _counts(masks: Tensor, region: Tensor) -> Tuple[Tensor, Tensor]:
     return inter, area
 
 
-def select_by_counts(inter: Tensor,
-                     area: Tensor,
-                     image_area: int,
-                     tau1: float = 0.2,
-                     max_area_ratio: Optional[float] = 0.4,
-                     large_overlap: float = 0.6) -> Tensor:
+def select_by_counts(
+    inter: Tensor,
+    area: Tensor,
+    image_area: int,
+    tau1: float = 0.2,
+    max_area_ratio: Optional[float] = 0.4,
+    large_overlap: float = 0.6,
+) -> Tensor:
     """Eq. 11 from per-mask counts (see :func:`select_masks`).
 
     Args:
         inter (Tensor): ``[N]`` ``|m_i ∩ R0|``.
         area (Tensor): ``[N]`` ``|m_i|``.
         image_area (int): ``H * W``.
+        tau1 (float): Coverage threshold of eq. 11.
+        max_area_ratio (float, optional): Masks larger than this share of
+            the image are dropped unless R0 covers them (``large_overlap``).
+        large_overlap (float): Coverage that keeps a large mask.
 
     Returns:
         Tensor: ``[N]`` bool, the selected masks.
@@ -175,16 +187,17 @@ def select_by_counts(inter: Tensor,
     cov = inter.float() / area.clamp(min=1).float()
     keep = (cov > tau1) & (area > 0)
     if max_area_ratio is not None:
-        keep &= (area.float() < max_area_ratio * image_area) | \
-            (cov > large_overlap)
+        keep &= (area.float() < max_area_ratio * image_area) | (cov > large_overlap)
     return keep
 
 
-def select_masks(masks: Tensor,
-                 region: Tensor,
-                 tau1: float = 0.2,
-                 max_area_ratio: Optional[float] = 0.4,
-                 large_overlap: float = 0.6) -> Tensor:
+def select_masks(
+    masks: Tensor,
+    region: Tensor,
+    tau1: float = 0.2,
+    max_area_ratio: Optional[float] = 0.4,
+    large_overlap: float = 0.6,
+) -> Tensor:
     """Select the masks largely covered by R0 (eq. 11).
 
     Paper: keep ``m_i`` if ``|m_i ∩ R0| / |m_i| > tau1``. The official code
@@ -205,12 +218,12 @@ def select_masks(masks: Tensor,
         Tensor: ``[N]`` bool, the selected masks.
     """
     inter, area = _counts(masks, region)
-    return select_by_counts(inter, area, region.numel(), tau1,
-                            max_area_ratio, large_overlap)
+    return select_by_counts(
+        inter, area, region.numel(), tau1, max_area_ratio, large_overlap
+    )
 
 
-def dilate(masks: Tensor, kernel_size: int = 21,
-           backend: str = 'auto') -> Tensor:
+def dilate(masks: Tensor, kernel_size: int = 21, backend: str = 'auto') -> Tensor:
     """Binary dilation with a square ``kernel_size`` structuring element.
 
     Equals the official ``F.max_pool2d(k, stride=1, padding=k // 2)`` (the
@@ -242,12 +255,11 @@ def dilate(masks: Tensor, kernel_size: int = 21,
         # CV_CN_MAX (512 in OpenCV 4, 128 in OpenCV 5).
         for i in range(0, arr.shape[0], _CV_MAX_CHANNELS):
             chunk = np.ascontiguousarray(
-                arr[i:i + _CV_MAX_CHANNELS].transpose(1, 2, 0))
-            d = cv2.dilate(chunk, kern, borderType=cv2.BORDER_CONSTANT,
-                           borderValue=0)
+                arr[i : i + _CV_MAX_CHANNELS].transpose(1, 2, 0)
+            )
+            d = cv2.dilate(chunk, kern, borderType=cv2.BORDER_CONSTANT, borderValue=0)
             out.append(d.reshape(*chunk.shape).transpose(2, 0, 1))
-        return torch.from_numpy(np.concatenate(out, 0)).bool().to(
-            masks.device)
+        return torch.from_numpy(np.concatenate(out, 0)).bool().to(masks.device)
     p = kernel_size // 2
     x = masks[:, None].float()
     x = F.max_pool2d(x, (1, kernel_size), stride=1, padding=(0, p))
@@ -255,8 +267,7 @@ def dilate(masks: Tensor, kernel_size: int = 21,
     return x[:, 0] > 0
 
 
-def connected_components(mask: Tensor,
-                         connectivity: int = 4) -> Tuple[Tensor, int]:
+def connected_components(mask: Tensor, connectivity: int = 4) -> Tuple[Tensor, int]:
     """Label the connected components of a binary mask.
 
     Uses ``scipy.ndimage.label`` like the official code (its default
@@ -273,8 +284,7 @@ def connected_components(mask: Tensor,
     """
     if connectivity not in (4, 8):
         raise ValueError(f'connectivity must be 4 or 8, got {connectivity}')
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4
-                                                  else 2)
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     arr = mask.detach().bool().cpu().numpy()
     labels, n = ndimage.label(arr, structure=structure)
     return torch.from_numpy(labels.astype(np.int64)).to(mask.device), int(n)
@@ -303,20 +313,17 @@ def component_stats(labels: Tensor, num: int) -> Dict[str, Tensor]:
     sy = torch.bincount(flat, weights=ys, minlength=num + 1)
     cen = torch.stack([sx, sy], 1) / area.clamp(min=1)[:, None]
     big = float(max(h, w))
-    x0 = torch.full((num + 1,), big, device=dev).scatter_reduce(
-        0, flat, xs, 'amin')
-    y0 = torch.full((num + 1,), big, device=dev).scatter_reduce(
-        0, flat, ys, 'amin')
-    x1 = torch.full((num + 1,), -1.0, device=dev).scatter_reduce(
-        0, flat, xs, 'amax')
-    y1 = torch.full((num + 1,), -1.0, device=dev).scatter_reduce(
-        0, flat, ys, 'amax')
+    x0 = torch.full((num + 1,), big, device=dev).scatter_reduce(0, flat, xs, 'amin')
+    y0 = torch.full((num + 1,), big, device=dev).scatter_reduce(0, flat, ys, 'amin')
+    x1 = torch.full((num + 1,), -1.0, device=dev).scatter_reduce(0, flat, xs, 'amax')
+    y1 = torch.full((num + 1,), -1.0, device=dev).scatter_reduce(0, flat, ys, 'amax')
     box = torch.stack([x0, y0, x1, y1], 1)
     return dict(area=area[1:], centroid=cen[1:], box=box[1:])
 
 
-def component_coverage(dilated: Tensor, labels: Tensor,
-                       num: int) -> Tuple[Tensor, Tensor]:
+def component_coverage(
+    dilated: Tensor, labels: Tensor, num: int
+) -> Tuple[Tensor, Tensor]:
     """Pixels of each R0 component under each dilated mask.
 
     Args:
@@ -337,13 +344,15 @@ def component_coverage(dilated: Tensor, labels: Tensor,
     return counts, torch.bincount(flat, minlength=num + 1)
 
 
-def fuse(coarse: Tensor,
-         selected: Tensor,
-         strategy: str = 'morph',
-         tau2: float = 0.9,
-         kernel_size: int = 21,
-         replace: str = 'official',
-         connectivity: int = 4) -> Tensor:
+def fuse(
+    coarse: Tensor,
+    selected: Tensor,
+    strategy: str = 'morph',
+    tau2: float = 0.9,
+    kernel_size: int = 21,
+    replace: str = 'official',
+    connectivity: int = 4,
+) -> Tensor:
     """Fuse R0 with the selected masks (eqs. 12-14 and Table 7).
 
     Strategies:
@@ -358,7 +367,7 @@ def fuse(coarse: Tensor,
         ``R0 ∪ R_sam``; for each selected ``m_j`` take the R0 component
         with the most pixels under ``Dil(m_j)`` (ties: lowest label); if
         ``|Dil(m_j) ∩ R0^l| / |R0^l| > tau2``, ``m_j`` *replaces* it: the
-        ring ``Dil(m_j) \\ m_j`` is removed from R, except pixels of any
+        ring ``Dil(m_j) ∖ m_j`` is removed from R, except pixels of any
         replacing mask. Pixels of the replaced component outside the
         dilated mask survive, and other components' / masks' pixels in
         the ring are removed too.
@@ -411,8 +420,7 @@ def fuse(coarse: Tensor,
     # float64: eq. 13's boundary (coverage == tau2, e.g. 9/10) is exact.
     cov64 = counts[:, 1:].double() / comp_area[1:].clamp(min=1).double()
     replaced = (cov64 >= tau2).any(0)  # [num]
-    lut = torch.cat([torch.ones(1, dtype=torch.bool, device=labels.device),
-                     replaced])
+    lut = torch.cat([torch.ones(1, dtype=torch.bool, device=labels.device), replaced])
     kept = coarse & ~lut[labels]
     return r_sam | kept
 
@@ -446,14 +454,20 @@ class MaskFusion:
     """
 
     VARIANTS = dict(
-        official=dict(max_area_ratio=0.4, replace='official',
-                      complete_partition=False),
-        paper=dict(max_area_ratio=None, replace='paper',
-                   complete_partition=False),
+        official=dict(max_area_ratio=0.4, replace='official', complete_partition=False),
+        paper=dict(max_area_ratio=None, replace='paper', complete_partition=False),
     )
-    KEYS = ('strategy', 'tau1', 'tau2', 'kernel_size', 'connectivity',
-            'max_area_ratio', 'large_overlap', 'replace',
-            'complete_partition')
+    KEYS = (
+        'strategy',
+        'tau1',
+        'tau2',
+        'kernel_size',
+        'connectivity',
+        'max_area_ratio',
+        'large_overlap',
+        'replace',
+        'complete_partition',
+    )
 
     def __init__(self, variant: str = 'official', **kwargs):
         if variant not in self.VARIANTS:
@@ -461,8 +475,14 @@ class MaskFusion:
         unknown = set(kwargs) - set(self.KEYS)
         if unknown:
             raise TypeError(f'unknown fusion options {sorted(unknown)}')
-        cfg = dict(strategy='morph', tau1=0.2, tau2=0.9, kernel_size=21,
-                   connectivity=4, large_overlap=0.6)
+        cfg = dict(
+            strategy='morph',
+            tau1=0.2,
+            tau2=0.9,
+            kernel_size=21,
+            connectivity=4,
+            large_overlap=0.6,
+        )
         cfg.update(self.VARIANTS[variant])
         cfg.update(kwargs)
         self.variant = variant
@@ -495,20 +515,35 @@ class MaskFusion:
             return coarse.clone()
         # M_sam as an owner map: the statistics of eq. 11 are bincounts and
         # only the selected masks are ever materialised.
-        owner, n = overlap_owner(masks.to(coarse.device),
-                                 complete=self.complete_partition)
+        owner, n = overlap_owner(
+            masks.to(coarse.device), complete=self.complete_partition
+        )
         valid = owner >= 0
         area = torch.bincount(owner[valid], minlength=n)
         inter = torch.bincount(owner[valid & coarse], minlength=n)
-        keep = select_by_counts(inter, area, coarse.numel(), self.tau1,
-                                self.max_area_ratio, self.large_overlap)
+        keep = select_by_counts(
+            inter,
+            area,
+            coarse.numel(),
+            self.tau1,
+            self.max_area_ratio,
+            self.large_overlap,
+        )
         idx = torch.nonzero(keep).flatten()
         selected = owner[None] == idx[:, None, None]
-        return fuse(coarse, selected, self.strategy, self.tau2,
-                    self.kernel_size, self.replace, self.connectivity)
+        return fuse(
+            coarse,
+            selected,
+            self.strategy,
+            self.tau2,
+            self.kernel_size,
+            self.replace,
+            self.connectivity,
+        )
 
-    def __call__(self, coarse: Tensor,
-                 masks: Union[Tensor, Callable[[Tensor], Tensor]]) -> Tensor:
+    def __call__(
+        self, coarse: Tensor, masks: Union[Tensor, Callable[[Tensor], Tensor]]
+    ) -> Tensor:
         """Fuse a label map, way by way.
 
         Each way ``c`` is fused as a binary R0 (``coarse == c``), as the

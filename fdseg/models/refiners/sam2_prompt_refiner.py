@@ -1,31 +1,38 @@
 """SAM2 refiner with prompts derived from R0 (paper Sec. 7.2, Table 8)."""
+
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from fdseg.models.adapters.sam2 import (SAM2_ALIASES, SAM2_MODELS,
-                                        predict_batched,
-                                        set_predictor_image_size, sam2_model)
+from fdseg.models.adapters.sam2 import (
+    SAM2_ALIASES,
+    SAM2_MODELS,
+    predict_batched,
+    sam2_model,
+    set_predictor_image_size,
+)
 from fdseg.registry import MODELS
+
 from .base_refiner import BaseRefiner
 from .fusion import MaskFusion, component_stats, connected_components
 
-PROMPT_MODES = ('everything', 'points', 'center_points', 'boxes',
-                'center_points_boxes')
+PROMPT_MODES = ('everything', 'points', 'center_points', 'boxes', 'center_points_boxes')
 
 #: Kept for old imports: the short names of
 #: :data:`fdseg.models.adapters.sam2.SAM2_MODELS` (the one table).
 SAM21_MODELS = {k: SAM2_MODELS[v] for k, v in SAM2_ALIASES.items()}
 
 
-def prompts_from_mask(region: Tensor,
-                      mode: str,
-                      point_stride: int = 1,
-                      point_sampling: str = 'raster',
-                      center: str = 'centroid',
-                      connectivity: int = 4) -> Dict[str, Optional[Tensor]]:
+def prompts_from_mask(
+    region: Tensor,
+    mode: str,
+    point_stride: int = 1,
+    point_sampling: str = 'raster',
+    center: str = 'centroid',
+    connectivity: int = 4,
+) -> Dict[str, Optional[Tensor]]:
     """Turn a binary R0 into a batch of SAM prompts (one mask per prompt).
 
     Modes (Table 8):
@@ -56,8 +63,7 @@ def prompts_from_mask(region: Tensor,
         ``[P, 4]`` float ``(x0, y0, x1, y1)`` or None. ``P`` may be 0.
     """
     dev = region.device
-    out: Dict[str, Optional[Tensor]] = dict(points=None, labels=None,
-                                            boxes=None)
+    out: Dict[str, Optional[Tensor]] = dict(points=None, labels=None, boxes=None)
     if mode == 'points':
         ys, xs = torch.nonzero(region, as_tuple=True)  # row-major order
         if point_sampling == 'raster':
@@ -97,8 +103,7 @@ def prompts_from_mask(region: Tensor,
         raise ValueError(f'prompt mode must be one of {PROMPT_MODES[1:]}')
     if pts is not None:
         out['points'] = pts
-        out['labels'] = torch.ones(pts.shape[:2], dtype=torch.int,
-                                   device=dev)
+        out['labels'] = torch.ones(pts.shape[:2], dtype=torch.int, device=dev)
     return out
 
 
@@ -149,32 +154,34 @@ class SAM2PromptRefiner(BaseRefiner):
         init_cfg (dict, optional): Unused.
     """
 
-    def __init__(self,
-                 model: str = 's',
-                 checkpoint: Optional[str] = 'default',
-                 image_size: int = 1024,
-                 prompt_mode: str = 'center_points',
-                 points_per_side: int = 32,
-                 point_stride: int = 1,
-                 point_sampling: str = 'raster',
-                 center: str = 'centroid',
-                 prompts_per_batch: int = 64,
-                 multimask_output='auto',
-                 amg_cfg: Optional[dict] = None,
-                 fusion: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        model: str = 's',
+        checkpoint: Optional[str] = 'default',
+        image_size: int = 1024,
+        prompt_mode: str = 'center_points',
+        points_per_side: int = 32,
+        point_stride: int = 1,
+        point_sampling: str = 'raster',
+        center: str = 'centroid',
+        prompts_per_batch: int = 64,
+        multimask_output='auto',
+        amg_cfg: Optional[dict] = None,
+        fusion: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg=init_cfg)
         if sam2_model(model) is None:
-            raise ValueError('model must be one of '
-                             f'{list(SAM2_ALIASES) + list(SAM2_MODELS)}')
+            raise ValueError(
+                f'model must be one of {list(SAM2_ALIASES) + list(SAM2_MODELS)}'
+            )
         if prompt_mode not in PROMPT_MODES:
             raise ValueError(f'prompt_mode must be one of {PROMPT_MODES}')
         if image_size % 32:
             raise ValueError('image_size must be a multiple of 32')
         self.model_size = model
         self.config_file, default_ckpt = sam2_model(model)
-        self.checkpoint = default_ckpt if checkpoint == 'default' \
-            else checkpoint
+        self.checkpoint = default_ckpt if checkpoint == 'default' else checkpoint
         self._check_checkpoint_matches()
         self.image_size = image_size
         self.prompt_mode = prompt_mode
@@ -191,12 +198,14 @@ class SAM2PromptRefiner(BaseRefiner):
     def _check_checkpoint_matches(self) -> None:
         """A registered SAM2.1 name must belong to ``model``'s config."""
         from fdseg.utils.checkpoints import CHECKPOINTS
+
         entry = CHECKPOINTS.get(self.checkpoint or '')
         cfg = (entry or {}).get('sam2_config')
         if cfg is not None and not self.config_file.endswith(cfg):
             raise ValueError(
                 f'checkpoint {self.checkpoint!r} is for {cfg}, but '
-                f'model={self.model_size!r} builds {self.config_file}')
+                f'model={self.model_size!r} builds {self.config_file}'
+            )
 
     # ------------------------------------------------------------------
     def load(self, device='cpu'):
@@ -210,20 +219,27 @@ class SAM2PromptRefiner(BaseRefiner):
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
         from sam2.build_sam import build_sam2
         from sam2.sam2_image_predictor import SAM2ImagePredictor
+
         ckpt = None
         if self.checkpoint is not None:
             from fdseg.utils.checkpoints import resolve_checkpoint
+
             ckpt = resolve_checkpoint(self.checkpoint)
         overrides = []
         if self.image_size != 1024:
             overrides.append(f'++model.image_size={self.image_size}')
         # sam2 loads the checkpoint with torch.load(weights_only=True).
-        net = build_sam2(self.config_file, ckpt, device=str(device),
-                         mode='eval', hydra_overrides_extra=overrides)
+        net = build_sam2(
+            self.config_file,
+            ckpt,
+            device=str(device),
+            mode='eval',
+            hydra_overrides_extra=overrides,
+        )
         if self.prompt_mode == 'everything':
             eng = SAM2AutomaticMaskGenerator(
-                net, points_per_side=self.points_per_side,
-                **self.amg_cfg)
+                net, points_per_side=self.points_per_side, **self.amg_cfg
+            )
             predictor = eng.predictor
         else:
             eng = predictor = SAM2ImagePredictor(net)
@@ -235,8 +251,7 @@ class SAM2PromptRefiner(BaseRefiner):
     @staticmethod
     def _to_numpy(img: Tensor) -> np.ndarray:
         """``[3, H, W]`` float 0..255 -> ``[H, W, 3]`` uint8 RGB."""
-        return img.round().clamp(0, 255).byte().permute(1, 2, 0).cpu() \
-            .numpy()
+        return img.round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
 
     def _multimask(self, prompts: Dict[str, Optional[Tensor]]) -> bool:
         if self.multimask_output != 'auto':
@@ -244,8 +259,9 @@ class SAM2PromptRefiner(BaseRefiner):
         return prompts['boxes'] is None
 
     @torch.no_grad()
-    def predict_prompts(self, predictor, prompts: Dict[str, Optional[Tensor]],
-                        size) -> Tensor:
+    def predict_prompts(
+        self, predictor, prompts: Dict[str, Optional[Tensor]], size
+    ) -> Tensor:
         """Decode a batch of prompts on the predictor's current image.
 
         Args:
@@ -262,16 +278,17 @@ class SAM2PromptRefiner(BaseRefiner):
         if n == 0:
             return torch.zeros(0, *size, dtype=torch.bool, device=dev)
         out = []
-        for masks, iou in predict_batched(predictor, pts, lab, box,
-                                          self._multimask(prompts),
-                                          self.prompts_per_batch):
+        for masks, iou in predict_batched(
+            predictor, pts, lab, box, self._multimask(prompts), self.prompts_per_batch
+        ):
             best = iou.argmax(1)  # [p]; a no-op without multimask
             out.append(masks[torch.arange(masks.shape[0]), best])
         return torch.cat(out, 0).bool()
 
     @torch.no_grad()
-    def refine(self, imgs: Tensor, coarse: Tensor,
-               data_samples: Optional[Sequence] = None) -> Tensor:
+    def refine(
+        self, imgs: Tensor, coarse: Tensor, data_samples: Optional[Sequence] = None
+    ) -> Tensor:
         """Refine coarse label maps with SAM2 (Table 8 prompt modes).
 
         Args:
@@ -292,22 +309,25 @@ class SAM2PromptRefiner(BaseRefiner):
             if self.prompt_mode == 'everything':
                 anns = eng.generate(img)
                 if anns:
-                    masks = torch.from_numpy(np.stack(
-                        [a['segmentation'] for a in anns])).to(coarse.device)
+                    masks = torch.from_numpy(
+                        np.stack([a['segmentation'] for a in anns])
+                    ).to(coarse.device)
                 else:
-                    masks = torch.zeros(0, h, w, dtype=torch.bool,
-                                        device=coarse.device)
+                    masks = torch.zeros(0, h, w, dtype=torch.bool, device=coarse.device)
                 out[i] = self.fusion(coarse[i], masks)
                 continue
             eng.set_image(img)  # one encoding for every prompt and way
 
             def masks_of(region: Tensor) -> Tensor:
                 prompts = prompts_from_mask(
-                    region, self.prompt_mode, self.point_stride,
-                    self.point_sampling, self.center,
-                    self.fusion.connectivity)
-                return self.predict_prompts(eng, prompts, (h, w)).to(
-                    region.device)
+                    region,
+                    self.prompt_mode,
+                    self.point_stride,
+                    self.point_sampling,
+                    self.center,
+                    self.fusion.connectivity,
+                )
+                return self.predict_prompts(eng, prompts, (h, w)).to(region.device)
 
             out[i] = self.fusion(coarse[i], masks_of)
             eng.reset_predictor()

@@ -1,4 +1,5 @@
 """The one base class of fdseg's few-shot segmentors."""
+
 from abc import ABCMeta, abstractmethod
 from typing import Dict, Optional, Sequence
 
@@ -38,22 +39,27 @@ class BaseFewShotSegmentor(SupportCacheMixin, BaseModel, metaclass=ABCMeta):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    def __init__(self,
-                 data_preprocessor: Optional[dict] = None,
-                 support_cache_size: int = 8,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        data_preprocessor: Optional[dict] = None,
+        support_cache_size: int = 8,
+        init_cfg: Optional[dict] = None,
+    ):
         if data_preprocessor is None:
             data_preprocessor = dict(type='EpisodeDataPreprocessor')
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self._init_support_cache(support_cache_size)
 
     # ------------------------------------------------------------------
     # support sets
     # ------------------------------------------------------------------
     @abstractmethod
-    def encode_support(self, support_imgs: Tensor, support_masks: Tensor,
-                       support_labels: Optional[Tensor] = None):
+    def encode_support(
+        self,
+        support_imgs: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ):
         """Encode one support set (normalised images) into a state.
 
         Args:
@@ -63,16 +69,24 @@ class BaseFewShotSegmentor(SupportCacheMixin, BaseModel, metaclass=ABCMeta):
             support_labels (Tensor, optional): ``[S]`` way labels 1..N.
         """
 
-    def encode_raw_support(self, support_imgs: Tensor, support_masks: Tensor,
-                           support_labels: Optional[Tensor] = None):
+    def encode_raw_support(
+        self,
+        support_imgs: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ):
         """:meth:`encode_support` for RGB images in 0..255 (uint8)."""
         imgs = self.data_preprocessor.normalize(
-            support_imgs.to(self.data_preprocessor.mean.device))
-        return self.encode_support(imgs, support_masks.to(imgs.device),
-                                   support_labels)
+            support_imgs.to(self.data_preprocessor.mean.device)
+        )
+        return self.encode_support(imgs, support_masks.to(imgs.device), support_labels)
 
-    def set_support(self, support_imgs: Tensor, support_masks: Tensor,
-                    support_labels: Optional[Tensor] = None) -> None:
+    def set_support(
+        self,
+        support_imgs: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ) -> None:
         """Pin a support set: every following query is matched against it.
 
         Args:
@@ -82,7 +96,8 @@ class BaseFewShotSegmentor(SupportCacheMixin, BaseModel, metaclass=ABCMeta):
         """
         with torch.no_grad():
             self._pinned = self.encode_raw_support(
-                support_imgs, support_masks, support_labels)
+                support_imgs, support_masks, support_labels
+            )
 
     # clear_support() comes from SupportCacheMixin.
 
@@ -103,8 +118,7 @@ class BaseFewShotSegmentor(SupportCacheMixin, BaseModel, metaclass=ABCMeta):
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
             return self._forward(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}"; use loss, predict or '
-                           'tensor')
+        raise RuntimeError(f'Invalid mode "{mode}"; use loss, predict or tensor')
 
     @abstractmethod
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
@@ -119,11 +133,14 @@ class BaseFewShotSegmentor(SupportCacheMixin, BaseModel, metaclass=ABCMeta):
         """Raw ``[B, N+1, h, w]`` logits (``mode='tensor'``)."""
 
     @staticmethod
-    def add_pred_to_datasample(data_samples: Sequence,
-                               seg_logits: Sequence[Tensor],
-                               preds: Sequence[Tensor]) -> Sequence:
-        """Store ``seg_logits`` ``[N+1, H, W]`` and ``pred_sem_seg``
-        ``[1, H, W]`` (way index, 0 = background) in each sample."""
+    def add_pred_to_datasample(
+        data_samples: Sequence, seg_logits: Sequence[Tensor], preds: Sequence[Tensor]
+    ) -> Sequence:
+        """Store the predictions in each sample.
+
+        ``seg_logits`` is ``[N+1, H, W]``, ``pred_sem_seg`` ``[1, H, W]``
+        (way index, 0 = background).
+        """
         for s, lg, p in zip(data_samples, seg_logits, preds):
             s.seg_logits = PixelData(data=lg)
             s.pred_sem_seg = PixelData(data=p.reshape(1, *p.shape[-2:]).long())

@@ -1,10 +1,12 @@
 """Backbone + few-shot head (+ optional refiner) segmentor."""
+
 from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
 from fdseg.registry import MODELS
+
 from .base import BaseFewShotSegmentor
 
 
@@ -37,17 +39,21 @@ class FewShotSegmentor(BaseFewShotSegmentor):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 head: dict,
-                 refiner: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 freeze_backbone: bool = True,
-                 support_cache_size: int = 8,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        backbone: dict,
+        head: dict,
+        refiner: Optional[dict] = None,
+        data_preprocessor: Optional[dict] = None,
+        freeze_backbone: bool = True,
+        support_cache_size: int = 8,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(
             data_preprocessor=data_preprocessor,
-            support_cache_size=support_cache_size, init_cfg=init_cfg)
+            support_cache_size=support_cache_size,
+            init_cfg=init_cfg,
+        )
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         self.refiner = MODELS.build(refiner) if refiner else None
@@ -56,6 +62,7 @@ class FewShotSegmentor(BaseFewShotSegmentor):
             self.backbone.requires_grad_(False)
 
     def train(self, mode: bool = True):
+        """Set the mode; a frozen backbone always stays in eval mode."""
         super().train(mode)
         if self.freeze_backbone:
             self.backbone.eval()
@@ -69,8 +76,12 @@ class FewShotSegmentor(BaseFewShotSegmentor):
                 return self.backbone(imgs)
         return self.backbone(imgs)
 
-    def encode_support(self, support_imgs: Tensor, support_masks: Tensor,
-                       support_labels: Optional[Tensor] = None) -> Dict:
+    def encode_support(
+        self,
+        support_imgs: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ) -> Dict:
         """Encode one support set (normalised images) into a head state.
 
         Args:
@@ -89,6 +100,7 @@ class FewShotSegmentor(BaseFewShotSegmentor):
         return self.head.forward(self.extract_feat(inputs), states)
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
+        """The head's losses on a batch of episodes."""
         states = self._support_states(data_samples, use_cache=False)
         return self.head.loss(self.extract_feat(inputs), states, data_samples)
 

@@ -10,6 +10,7 @@ computed once per support set and reused for every query against it.
 
 ``sam2`` is imported lazily: importing it initialises Hydra globally.
 """
+
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -18,10 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fdseg.models.adapters.sam2 import (SAM2_MODELS, encode_new_memory,
-                                        prepare_backbone_features, sam2_model)
+from fdseg.models.adapters.sam2 import (
+    SAM2_MODELS,
+    encode_new_memory,
+    prepare_backbone_features,
+    sam2_model,
+)
 from fdseg.models.utils.constants import IMAGENET_MEAN_01, IMAGENET_STD_01
 from fdseg.registry import MODELS
+
 from .base import BaseFewShotSegmentor
 
 # SAM2's placeholder logit for "no object" (sam2.modeling.sam2_base).
@@ -67,13 +73,14 @@ def fill_holes_in_mask_scores(mask: Tensor, max_area: int) -> Tensor:
     if mask.is_cuda:
         try:
             from sam2 import _C
-            labels, areas = _C.get_connected_componnets(
-                bg.to(torch.uint8).contiguous())
+
+            labels, areas = _C.get_connected_componnets(bg.to(torch.uint8).contiguous())
             is_hole = (labels > 0) & (areas <= max_area)
             return torch.where(is_hole, 0.1, mask)
         except Exception:  # not built / kernel failure: SciPy below
             pass
     from scipy import ndimage
+
     eight = np.ones((3, 3), dtype=bool)
     bg_np = bg.cpu().numpy()
     is_hole = np.zeros_like(bg_np)
@@ -162,30 +169,34 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
             ``checkpoint``.
     """
 
-    def __init__(self,
-                 model_cfg: str = 'small',
-                 checkpoint: Optional[str] = None,
-                 image_size: int = 1024,
-                 fill_hole_area: int = 8,
-                 binarize_mask_for_mem_enc: bool = True,
-                 mem_dtype: Optional[str] = 'bfloat16',
-                 autocast: bool = True,
-                 empty_support: str = 'background',
-                 hydra_overrides: Sequence[str] = (),
-                 support_cache_size: int = 8,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        model_cfg: str = 'small',
+        checkpoint: Optional[str] = None,
+        image_size: int = 1024,
+        fill_hole_area: int = 8,
+        binarize_mask_for_mem_enc: bool = True,
+        mem_dtype: Optional[str] = 'bfloat16',
+        autocast: bool = True,
+        empty_support: str = 'background',
+        hydra_overrides: Sequence[str] = (),
+        support_cache_size: int = 8,
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(
             data_preprocessor=data_preprocessor,
-            support_cache_size=support_cache_size, init_cfg=init_cfg)
+            support_cache_size=support_cache_size,
+            init_cfg=init_cfg,
+        )
         if image_size % 32 != 0:
             # Hiera's stride-32 stage and the FPN's 2x top-down upsampling
             # need image_size / 32 to be an integer.
-            raise ValueError(f'image_size must be a multiple of 32, got '
-                             f'{image_size}')
+            raise ValueError(f'image_size must be a multiple of 32, got {image_size}')
         if empty_support not in ('background', 'track'):
-            raise ValueError('empty_support must be "background" or "track", '
-                             f'got {empty_support!r}')
+            raise ValueError(
+                f'empty_support must be "background" or "track", got {empty_support!r}'
+            )
         if mem_dtype not in (None, 'bfloat16', 'float16', 'float32'):
             raise ValueError(f'unknown mem_dtype {mem_dtype!r}')
         self.model_cfg = (sam2_model(model_cfg) or (model_cfg, None))[0]
@@ -196,14 +207,24 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         self.empty_support = empty_support
 
         from sam2.build_sam import build_sam2  # lazy: initialises Hydra
-        overrides = list(PREDICTOR_OVERRIDES) + [
-            f'++model.image_size={self.image_size}',
-            '++model.binarize_mask_from_pts_for_mem_enc='
-            f'{str(bool(binarize_mask_for_mem_enc)).lower()}',
-        ] + list(hydra_overrides)
+
+        overrides = (
+            list(PREDICTOR_OVERRIDES)
+            + [
+                f'++model.image_size={self.image_size}',
+                '++model.binarize_mask_from_pts_for_mem_enc='
+                f'{str(bool(binarize_mask_for_mem_enc)).lower()}',
+            ]
+            + list(hydra_overrides)
+        )
         self.sam2 = build_sam2(
-            self.model_cfg, ckpt_path=None, device='cpu', mode='eval',
-            hydra_overrides_extra=overrides, apply_postprocessing=False)
+            self.model_cfg,
+            ckpt_path=None,
+            device='cpu',
+            mode='eval',
+            hydra_overrides_extra=overrides,
+            apply_postprocessing=False,
+        )
         # Loaded by init_weights() (the runner calls it before testing):
         # nothing is read from disk while the model is built.
         self.checkpoint = checkpoint
@@ -212,9 +233,11 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         self.sam2.requires_grad_(False)
         self.sam2.eval()
         self.register_buffer(
-            'sam2_mean', torch.tensor(SAM2_IMG_MEAN)[:, None, None], False)
+            'sam2_mean', torch.tensor(SAM2_IMG_MEAN)[:, None, None], False
+        )
         self.register_buffer(
-            'sam2_std', torch.tensor(SAM2_IMG_STD)[:, None, None], False)
+            'sam2_std', torch.tensor(SAM2_IMG_STD)[:, None, None], False
+        )
 
     # ------------------------------------------------------------------
     # weights and modes
@@ -237,9 +260,12 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         """
         # The offline resolver: no download, a precise message when the file
         # is missing, and torch.load(weights_only=True).
-        from fdseg.utils.checkpoints import (load_third_party_state_dict,
-                                             record_loaded_weights,
-                                             resolve_checkpoint)
+        from fdseg.utils.checkpoints import (
+            load_third_party_state_dict,
+            record_loaded_weights,
+            resolve_checkpoint,
+        )
+
         path = resolve_checkpoint(checkpoint)
         state = load_third_party_state_dict(path, key='model')
         self.sam2.load_state_dict(state, strict=True)
@@ -287,9 +313,13 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         if tuple(x.shape[-2:]) != (size, size):
             # Bicubic with antialias is PIL's resampling (Image.resize's
             # default), within one grey level.
-            x = F.interpolate(
-                x, (size, size), mode='bicubic', align_corners=False,
-                antialias=True).round_().clamp_(0, 255)
+            x = (
+                F.interpolate(
+                    x, (size, size), mode='bicubic', align_corners=False, antialias=True
+                )
+                .round_()
+                .clamp_(0, 255)
+            )
         # Same operations (and float rounding) as load_video_frames:
         # uint8 / 255 in float64, stored as float32, then mean / std.
         x = (x.double() / 255.0).float()
@@ -303,8 +333,8 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         size = self.image_size
         if tuple(m.shape[-2:]) != (size, size):
             m = F.interpolate(
-                m, (size, size), mode='bilinear', align_corners=False,
-                antialias=True)
+                m, (size, size), mode='bilinear', align_corners=False, antialias=True
+            )
             m = (m >= 0.5).float()
         return m
 
@@ -319,10 +349,11 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
     @staticmethod
     def _slice_features(feats: list, pos: list, i: int) -> Tuple[list, list]:
         # Flattened features are [HW, B, C]: take batch element i.
-        return ([f[:, i:i + 1] for f in feats], [p[:, i:i + 1] for p in pos])
+        return ([f[:, i : i + 1] for f in feats], [p[:, i : i + 1] for p in pos])
 
-    def _conditioning_frame(self, frame: Tensor, mask: Tensor, frame_idx: int,
-                            num_frames: int) -> Dict[str, Tensor]:
+    def _conditioning_frame(
+        self, frame: Tensor, mask: Tensor, frame_idx: int, num_frames: int
+    ) -> Dict[str, Tensor]:
         """Encode one support as a conditioning frame (eq. 15).
 
         Args:
@@ -340,23 +371,35 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         sam = self.sam2
         feats, pos, sizes = self._image_features(frame)
         out = sam.track_step(
-            frame_idx=frame_idx, is_init_cond_frame=True,
-            current_vision_feats=feats, current_vision_pos_embeds=pos,
-            feat_sizes=sizes, point_inputs=None, mask_inputs=mask,
-            output_dict={'cond_frame_outputs': {},
-                         'non_cond_frame_outputs': {}},
-            num_frames=num_frames, run_mem_encoder=False)
-        pred_masks = fill_holes_in_mask_scores(out['pred_masks'],
-                                               self.fill_hole_area)
+            frame_idx=frame_idx,
+            is_init_cond_frame=True,
+            current_vision_feats=feats,
+            current_vision_pos_embeds=pos,
+            feat_sizes=sizes,
+            point_inputs=None,
+            mask_inputs=mask,
+            output_dict={'cond_frame_outputs': {}, 'non_cond_frame_outputs': {}},
+            num_frames=num_frames,
+            run_mem_encoder=False,
+        )
+        pred_masks = fill_holes_in_mask_scores(out['pred_masks'], self.fill_hole_area)
         # Like propagate_in_video_preflight: the memory encoder sees the
         # stored low-res mask upsampled back to image_size (binarised by
         # `binarize_mask_from_pts_for_mem_enc`).
         high_res = F.interpolate(
-            pred_masks, (self.image_size, self.image_size), mode='bilinear',
-            align_corners=False)
+            pred_masks,
+            (self.image_size, self.image_size),
+            mode='bilinear',
+            align_corners=False,
+        )
         mem_feats, mem_pos = encode_new_memory(
-            sam, feats, sizes, high_res, out['object_score_logits'],
-            is_mask_from_pts=True)
+            sam,
+            feats,
+            sizes,
+            high_res,
+            out['object_score_logits'],
+            is_mask_from_pts=True,
+        )
         if self.mem_dtype is not None:
             mem_feats = mem_feats.to(self.mem_dtype)
         return dict(
@@ -364,10 +407,12 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
             maskmem_pos_enc=mem_pos,
             pred_masks=pred_masks,
             obj_ptr=out['obj_ptr'],
-            object_score_logits=out['object_score_logits'])
+            object_score_logits=out['object_score_logits'],
+        )
 
-    def _track(self, feats: list, pos: list, sizes: list,
-               way_state: Dict) -> Tuple[Tensor, Tensor]:
+    def _track(
+        self, feats: list, pos: list, sizes: list, way_state: Dict
+    ) -> Tuple[Tensor, Tensor]:
         """Track one way into the query frame (eq. 16).
 
         Returns:
@@ -376,22 +421,33 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         """
         k = way_state['num_frames'] - 1
         out = self.sam2.track_step(
-            frame_idx=k, is_init_cond_frame=False,
-            current_vision_feats=feats, current_vision_pos_embeds=pos,
-            feat_sizes=sizes, point_inputs=None, mask_inputs=None,
-            output_dict={'cond_frame_outputs': way_state['cond'],
-                         'non_cond_frame_outputs': {}},
-            num_frames=way_state['num_frames'], run_mem_encoder=False)
-        pred = fill_holes_in_mask_scores(out['pred_masks'],
-                                         self.fill_hole_area)
+            frame_idx=k,
+            is_init_cond_frame=False,
+            current_vision_feats=feats,
+            current_vision_pos_embeds=pos,
+            feat_sizes=sizes,
+            point_inputs=None,
+            mask_inputs=None,
+            output_dict={
+                'cond_frame_outputs': way_state['cond'],
+                'non_cond_frame_outputs': {},
+            },
+            num_frames=way_state['num_frames'],
+            run_mem_encoder=False,
+        )
+        pred = fill_holes_in_mask_scores(out['pred_masks'], self.fill_hole_area)
         return pred.float(), out['object_score_logits'].float()
 
     # ------------------------------------------------------------------
     # support memory
     # ------------------------------------------------------------------
-    def encode_support(self, support_imgs: Tensor, support_masks: Tensor,
-                       support_labels: Optional[Tensor] = None,
-                       normalized: bool = True) -> List[Optional[Dict]]:
+    def encode_support(
+        self,
+        support_imgs: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+        normalized: bool = True,
+    ) -> List[Optional[Dict]]:
         """Build the memory bank of one support set.
 
         Args:
@@ -408,45 +464,57 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
             frame output}, num_frames=K + 1)``.
         """
         if support_labels is None:
-            support_labels = torch.ones(
-                support_masks.shape[0], dtype=torch.long)
+            support_labels = torch.ones(support_masks.shape[0], dtype=torch.long)
         support_labels = support_labels.to('cpu')
         num_ways = int(support_labels.max()) if support_labels.numel() else 0
         states: List[Optional[Dict]] = []
         with torch.inference_mode(), self._autocast():
             frames = self.sam2_frames(
-                support_imgs.to(self._device), normalized=normalized)
+                support_imgs.to(self._device), normalized=normalized
+            )
             for way in range(1, num_ways + 1):
                 idx = torch.nonzero(support_labels == way).flatten().tolist()
                 masks = [support_masks[i] for i in idx]
-                if not idx or (self.empty_support == 'background'
-                               and not any(bool((m > 0).any())
-                                           for m in masks)):
+                if not idx or (
+                    self.empty_support == 'background'
+                    and not any(bool((m > 0).any()) for m in masks)
+                ):
                     states.append(None)
                     continue
                 num_frames = len(idx) + 1
                 cond = {
                     k: self._conditioning_frame(
-                        frames[i:i + 1], self.sam2_mask(m), k, num_frames)
+                        frames[i : i + 1], self.sam2_mask(m), k, num_frames
+                    )
                     for k, (i, m) in enumerate(zip(idx, masks))
                 }
                 states.append(dict(cond=cond, num_frames=num_frames))
         return states
 
-    def encode_raw_support(self, support_imgs: Tensor, support_masks: Tensor,
-                           support_labels: Optional[Tensor] = None
-                           ) -> List[Optional[Dict]]:
-        """:meth:`encode_support` for RGB images in 0..255 (what
-        :meth:`set_support` pins): no normalisation round trip."""
+    def encode_raw_support(
+        self,
+        support_imgs: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ) -> List[Optional[Dict]]:
+        """Call :meth:`encode_support` on RGB images in 0..255.
+
+        What :meth:`set_support` pins: no normalisation round trip.
+        """
         return self.encode_support(
-            support_imgs, support_masks, support_labels, normalized=False)
+            support_imgs, support_masks, support_labels, normalized=False
+        )
 
     # ------------------------------------------------------------------
     # queries
     # ------------------------------------------------------------------
-    def segment(self, inputs: Tensor, states: Sequence[List],
-                out_shapes: Optional[Sequence[Tuple[int, int]]] = None,
-                normalized: bool = True) -> Tuple[List[Tensor], List[Tensor]]:
+    def segment(
+        self,
+        inputs: Tensor,
+        states: Sequence[List],
+        out_shapes: Optional[Sequence[Tuple[int, int]]] = None,
+        normalized: bool = True,
+    ) -> Tuple[List[Tensor], List[Tensor]]:
         """Track every query against its support memory.
 
         Args:
@@ -471,10 +539,12 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
                 h, w = out_shapes[0]
                 frames = self.sam2_frames(inputs[..., :h, :w], normalized)
             else:
-                frames = torch.cat([
-                    self.sam2_frames(inputs[i:i + 1, :, :h, :w], normalized)
-                    for i, (h, w) in enumerate(out_shapes)
-                ])
+                frames = torch.cat(
+                    [
+                        self.sam2_frames(inputs[i : i + 1, :, :h, :w], normalized)
+                        for i, (h, w) in enumerate(out_shapes)
+                    ]
+                )
             feats, pos, sizes = self._image_features(frames)
             for i in range(B):
                 f_i, p_i = self._slice_features(feats, pos, i)
@@ -482,20 +552,24 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
                 way_logits, way_scores = [], []
                 for way_state in states[i]:
                     if way_state is None:
-                        way_logits.append(inputs.new_full(
-                            (1, 1, h, w), NO_OBJ_SCORE, dtype=torch.float32))
+                        way_logits.append(
+                            inputs.new_full(
+                                (1, 1, h, w), NO_OBJ_SCORE, dtype=torch.float32
+                            )
+                        )
                         way_scores.append(NO_OBJ_SCORE)
                         continue
                     low_res, score = self._track(f_i, p_i, sizes, way_state)
                     if tuple(low_res.shape[-2:]) != (h, w):
                         low_res = F.interpolate(
-                            low_res, (h, w), mode='bilinear',
-                            align_corners=False)
+                            low_res, (h, w), mode='bilinear', align_corners=False
+                        )
                     way_logits.append(low_res)
                     way_scores.append(float(score))
                 logits = torch.cat(
-                    [inputs.new_zeros((1, 1, h, w), dtype=torch.float32)]
-                    + way_logits, dim=1)[0]
+                    [inputs.new_zeros((1, 1, h, w), dtype=torch.float32)] + way_logits,
+                    dim=1,
+                )[0]
                 all_logits.append(logits)
                 all_scores.append(torch.tensor(way_scores))
         # Plain tensors (not inference tensors) for the metric / visualiser.
@@ -508,13 +582,15 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
     # BaseFewShotSegmentor.
     def _forward(self, inputs: Tensor, data_samples) -> Tensor:
         logits, _ = self.segment(
-            inputs, self._support_states(data_samples, use_cache=False))
+            inputs, self._support_states(data_samples, use_cache=False)
+        )
         return torch.stack(logits)
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         """SAM2's video mode is used training-free (paper Sec. 5.2)."""
         raise NotImplementedError(
-            'SAM2VideoSegmentor is training-free: use tools/test.py')
+            'SAM2VideoSegmentor is training-free: use tools/test.py'
+        )
 
     def predict(self, inputs: Tensor, data_samples) -> list:
         """Segment the queries; fills ``seg_logits`` and ``pred_sem_seg``.
@@ -535,8 +611,9 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
             for s in data_samples
         ]
         logits, scores = self.segment(inputs, states, shapes)
-        self.add_pred_to_datasample(data_samples, logits,
-                                    [lg.argmax(0) for lg in logits])
+        self.add_pred_to_datasample(
+            data_samples, logits, [lg.argmax(0) for lg in logits]
+        )
         for s, sc in zip(data_samples, scores):
             s.obj_score_logits = sc
         return data_samples

@@ -1,4 +1,5 @@
 """Support-set caching shared by the few-shot segmentors."""
+
 from collections import OrderedDict
 from typing import Any, List, Sequence
 
@@ -23,8 +24,7 @@ class SupportCacheMixin:
         self._pinned = None
         self._support_cache.clear()
 
-    def _support_states(self, data_samples: Sequence,
-                        use_cache: bool = True) -> List:
+    def _support_states(self, data_samples: Sequence, use_cache: bool = True) -> List:
         """One support state per data sample (pinned, cached or new)."""
         states = []
         for s in data_samples:
@@ -36,8 +36,9 @@ class SupportCacheMixin:
                 self._support_cache.move_to_end(key)
                 states.append(self._support_cache[key])
                 continue
-            state = self.encode_support(s.support_imgs, s.support_masks,
-                                        s.support_labels_or_default())
+            state = self.encode_support(
+                s.support_imgs, s.support_masks, s.support_labels_or_default()
+            )
             if key is not None and self.support_cache_size > 0:
                 self._support_cache[key] = state
                 while len(self._support_cache) > self.support_cache_size:

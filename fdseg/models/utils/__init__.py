@@ -1,9 +1,12 @@
-from .constants import (IMAGENET_MEAN, IMAGENET_MEAN_01, IMAGENET_STD,
-                        IMAGENET_STD_01)
+from .constants import IMAGENET_MEAN, IMAGENET_MEAN_01, IMAGENET_STD, IMAGENET_STD_01
 from .mask_ops import downsample_mask
 from .size import to_hw
 
 __all__ = [
-    'downsample_mask', 'to_hw', 'IMAGENET_MEAN', 'IMAGENET_STD',
-    'IMAGENET_MEAN_01', 'IMAGENET_STD_01'
+    'downsample_mask',
+    'to_hw',
+    'IMAGENET_MEAN',
+    'IMAGENET_STD',
+    'IMAGENET_MEAN_01',
+    'IMAGENET_STD_01',
 ]

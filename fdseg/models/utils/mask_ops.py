@@ -5,6 +5,7 @@ vanish, so GFDS switches to nearest-neighbour when that happens. The official
 prototype matcher maps every foreground pixel to the feature cell that
 contains it (``'cover'`` below). Every head calls :func:`downsample_mask`.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -19,20 +20,21 @@ def _cover(mask: torch.Tensor, size) -> torch.Tensor:
     """
     n, H, W = mask.shape
     h, w = size
-    rows = torch.clamp((torch.arange(H, device=mask.device) /
-                        (H / (h + 1e-6))).long(), max=h - 1)
-    cols = torch.clamp((torch.arange(W, device=mask.device) /
-                        (W / (w + 1e-6))).long(), max=w - 1)
+    rows = torch.clamp(
+        (torch.arange(H, device=mask.device) / (H / (h + 1e-6))).long(), max=h - 1
+    )
+    cols = torch.clamp(
+        (torch.arange(W, device=mask.device) / (W / (w + 1e-6))).long(), max=w - 1
+    )
     cell = (rows[:, None] * w + cols[None, :]).expand(n, H, W).reshape(n, -1)
     out = torch.zeros(n, h * w, device=mask.device, dtype=torch.float32)
     out.scatter_reduce_(1, cell, mask.reshape(n, -1).float(), reduce='amax')
     return out.view(n, h, w)
 
 
-def downsample_mask(mask: torch.Tensor,
-                    size,
-                    mode: str = 'cover',
-                    threshold: float = 0.5) -> torch.Tensor:
+def downsample_mask(
+    mask: torch.Tensor, size, mode: str = 'cover', threshold: float = 0.5
+) -> torch.Tensor:
     """Downsample binary masks to a feature resolution.
 
     Args:
@@ -61,13 +63,11 @@ def downsample_mask(mask: torch.Tensor,
         return _cover(m, size)
     if mode == 'nearest':
         return F.interpolate(m[:, None], size, mode='nearest')[:, 0]
-    bil = F.interpolate(m[:, None], size, mode='bilinear',
-                        align_corners=False)[:, 0]
+    bil = F.interpolate(m[:, None], size, mode='bilinear', align_corners=False)[:, 0]
     if mode == 'bilinear':
         return bil
     if mode != 'bilinear_nearest':
-        raise ValueError(f'unknown mask downsample mode {mode!r}; '
-                         f'choose from {MODES}')
+        raise ValueError(f'unknown mask downsample mode {mode!r}; choose from {MODES}')
     has_fg = m.flatten(1).amax(1) > 0
     vanished = has_fg & ~((bil > threshold).flatten(1).any(1))
     if vanished.any():

@@ -1,4 +1,5 @@
 """Size arguments."""
+
 from typing import Optional, Sequence, Tuple, Union
 
 SizeType = Union[int, Sequence[int], None]

@@ -5,6 +5,7 @@ background prototype by masked average pooling, cosine similarity). It lives
 outside fdseg and registers itself into fdseg's MODELS registry; a config
 loads it with ``custom_imports``.
 """
+
 from typing import Dict, List, Optional
 
 import torch
@@ -28,15 +29,19 @@ class MaskedAverageHead(BaseFewShotHead):
         super().__init__(**kwargs)
         self.temperature = temperature
 
-    def encode_support(self, support_feats: Tensor, support_masks: Tensor,
-                       support_labels: Optional[Tensor] = None) -> Dict:
+    def encode_support(
+        self,
+        support_feats: Tensor,
+        support_masks: Tensor,
+        support_labels: Optional[Tensor] = None,
+    ) -> Dict:
         """``[S, C, h, w]`` features -> ``[2, C]`` bg/fg prototypes."""
         support_feats = self.select_level(support_feats)  # in_index
-        m = self.downsample_support_masks(support_masks,
-                                          support_feats.shape[-2:])[:, None]
+        m = self.downsample_support_masks(support_masks, support_feats.shape[-2:])[
+            :, None
+        ]
         fg = (support_feats * m).sum((0, 2, 3)) / m.sum().clamp_min(1e-6)
-        bg = (support_feats * (1 - m)).sum((0, 2, 3)) / (1 - m).sum().clamp_min(
-            1e-6)
+        bg = (support_feats * (1 - m)).sum((0, 2, 3)) / (1 - m).sum().clamp_min(1e-6)
         return dict(protos=F.normalize(torch.stack([bg, fg]), dim=1))
 
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:

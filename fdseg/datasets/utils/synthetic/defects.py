@@ -1,4 +1,5 @@
 """Defect renderers of the synthetic benchmark, one per (product, category)."""
+
 import math
 from typing import Callable, Dict, List, Tuple
 
@@ -21,8 +22,9 @@ SYNTHETIC_PRODUCTS: Dict[str, List[str]] = {
 # Alphas are cut to 0 below a visibility threshold, so that every pixel a
 # defect touches changes visibly and the exact mask is not speckled.
 # --------------------------------------------------------------------------
-def _sample_center(rng: np.random.Generator, ctx: dict,
-                   margin: float) -> Tuple[float, float]:
+def _sample_center(
+    rng: np.random.Generator, ctx: dict, margin: float
+) -> Tuple[float, float]:
     """A point of ``valid`` at least ``margin`` pixels inside it."""
     ok = ctx['dist'] >= margin
     if not ok.any():
@@ -31,8 +33,7 @@ def _sample_center(rng: np.random.Generator, ctx: dict,
     i = int(idx[rng.integers(len(idx))])
     size = ctx['size']
     # Sub-pixel jitter so shapes do not snap to the grid.
-    return (i % size + rng.uniform(-0.5, 0.5),
-            i // size + rng.uniform(-0.5, 0.5))
+    return (i % size + rng.uniform(-0.5, 0.5), i // size + rng.uniform(-0.5, 0.5))
 
 
 def _draw_polyline(size: int, pts: np.ndarray, thickness: int) -> np.ndarray:
@@ -46,11 +47,12 @@ def _draw_polyline(size: int, pts: np.ndarray, thickness: int) -> np.ndarray:
 
 def _bezier(p0, p1, p2, n: int) -> np.ndarray:
     t = np.linspace(0, 1, n, dtype=np.float64)[:, None]
-    return (1 - t)**2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
 
 
-def _blob_radius_map(rng: np.random.Generator, ctx: dict, center, radius,
-                     aspect: float, wobble: float) -> np.ndarray:
+def _blob_radius_map(
+    rng: np.random.Generator, ctx: dict, center, radius, aspect: float, wobble: float
+) -> np.ndarray:
     """Normalised distance (1 on the rim) of an irregular ellipse."""
     yy, xx = ctx['grid']
     ang = rng.uniform(0, np.pi)
@@ -63,18 +65,17 @@ def _blob_radius_map(rng: np.random.Generator, ctx: dict, center, radius,
         theta = np.arctan2(b, a)
         rim = np.ones_like(d)
         for k in (2, 3, 5):
-            rim += wobble / k * rng.uniform(
-                0.5, 1.0) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            rim += (
+                wobble
+                / k
+                * rng.uniform(0.5, 1.0)
+                * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            )
         d = d / rim
     return d
 
 
-def _scratch(rng,
-             ctx,
-             bright: bool = True,
-             length=(70, 150),
-             center=None,
-             angle=None):
+def _scratch(rng, ctx, bright: bool = True, length=(70, 150), center=None, angle=None):
     """Thin, long, gently curved line (bright: a specular scratch)."""
     s, size = ctx['s'], ctx['size']
     L = rng.uniform(*length) * s
@@ -90,7 +91,7 @@ def _scratch(rng,
     alpha = 0.9 * cov
     alpha[alpha < 0.3] = 0
     img = ctx['img']
-    target = (np.minimum(img + 85, 255) if bright else img * 0.3)
+    target = np.minimum(img + 85, 255) if bright else img * 0.3
     return alpha, target
 
 
@@ -116,19 +117,16 @@ def _crack(rng, ctx, start=None, heading=None):
         return np.array(pts), th
 
     if start is None:
-        start = np.array(
-            _sample_center(rng, ctx, 30 * s if ctx['full'] else 4 * s))
+        start = np.array(_sample_center(rng, ctx, 30 * s if ctx['full'] else 4 * s))
         heading = rng.uniform(0, 2 * np.pi)
-    main, _ = walk(
-        np.asarray(start, np.float64), heading, int(rng.integers(25, 45)))
+    main, _ = walk(np.asarray(start, np.float64), heading, int(rng.integers(25, 45)))
     cov = _draw_polyline(size, main, 1)
     for _ in range(int(rng.integers(1, 4))):
         if len(main) < 4:
             break
         j = int(rng.integers(1, len(main) - 1))
         seg = main[j] - main[j - 1]
-        th = math.atan2(seg[1],
-                        seg[0]) + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1)
+        th = math.atan2(seg[1], seg[0]) + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1)
         branch, _ = walk(main[j], th, int(rng.integers(5, 16)))
         if len(branch) > 1:
             cov = np.maximum(cov, _draw_polyline(size, branch, 1))
@@ -159,7 +157,7 @@ def _stain(rng, ctx, tint):
     profile = np.clip((1 - d) / 0.3, 0, 1)
     mod = np.clip(1 + 0.15 * _smooth_noise(rng, ctx['size'], 10 * s), 0.7, 1.3)
     alpha = 0.55 * profile * mod
-    alpha += 0.1 * np.exp(-((d - 0.88) / 0.05)**2)  # tide line near the rim
+    alpha += 0.1 * np.exp(-(((d - 0.88) / 0.05) ** 2))  # tide line near the rim
     alpha = np.clip(alpha, 0, 0.75).astype(np.float32)
     alpha[profile < 0.4] = 0
     return alpha, ctx['img'] * np.asarray(tint, np.float32)
@@ -185,12 +183,15 @@ def _thread(rng, ctx):
     ang = rng.uniform(0, np.pi)
     d = np.array([math.cos(ang), math.sin(ang)])
     nrm = np.array([-d[1], d[0]])
-    pts = _bezier(c - d * L / 2, c + nrm * rng.uniform(-0.35, 0.35) * L,
-                  c + d * L / 2, 60)
+    pts = _bezier(
+        c - d * L / 2, c + nrm * rng.uniform(-0.35, 0.35) * L, c + d * L / 2, 60
+    )
     t = np.linspace(0, 1, len(pts))[:, None]
-    wave = rng.uniform(1.0,
-                       2.5) * s * np.sin(2 * np.pi * t * rng.uniform(2, 4) +
-                                         rng.uniform(0, 2 * np.pi))
+    wave = (
+        rng.uniform(1.0, 2.5)
+        * s
+        * np.sin(2 * np.pi * t * rng.uniform(2, 4) + rng.uniform(0, 2 * np.pi))
+    )
     pts = pts + wave * nrm
     cov = _draw_polyline(size, pts, max(2, int(round(2 * s))))
     alpha = 0.9 * cov
@@ -228,8 +229,7 @@ def _washer_scratch(rng, ctx):
     c = _sample_center(rng, ctx, 6 * ctx['s'])
     # Tangential: perpendicular to the radius at its centre.
     angle = math.atan2(c[1] - cy, c[0] - cx) + np.pi / 2 + rng.normal(0, 0.35)
-    return _scratch(
-        rng, ctx, bright=True, length=(35, 70), center=c, angle=angle)
+    return _scratch(rng, ctx, bright=True, length=(35, 70), center=c, angle=angle)
 
 
 _DEFECTS: Dict[Tuple[str, str], Callable] = {
@@ -244,6 +244,4 @@ _DEFECTS: Dict[Tuple[str, str], Callable] = {
     ('washer', 'hole'): _washer_hole,
     ('washer', 'scratch'): _washer_scratch,
 }
-assert set(_DEFECTS) == {(p, c)
-                         for p, cats in SYNTHETIC_PRODUCTS.items()
-                         for c in cats}
+assert set(_DEFECTS) == {(p, c) for p, cats in SYNTHETIC_PRODUCTS.items() for c in cats}

@@ -36,6 +36,7 @@ Modules: :mod:`.textures` (clean surfaces), :mod:`.defects` (renderers and
 :data:`SYNTHETIC_PRODUCTS`), :mod:`.writer` (atomic folder, lock, PNG) and
 this one (one sample, the whole benchmark).
 """
+
 import json
 import os
 import os.path as osp
@@ -50,8 +51,11 @@ from .textures import _TEXTURES, _grid, _rng_for
 from .writer import file_lock, imwrite_png, is_nonempty_dir, staging_dir
 
 __all__ = [
-    'SYNTHETIC_PRODUCTS', 'GENERATOR_VERSION', 'generate_synthetic_benchmark',
-    'ensure_synthetic_benchmark', 'render_synthetic_sample'
+    'SYNTHETIC_PRODUCTS',
+    'GENERATOR_VERSION',
+    'generate_synthetic_benchmark',
+    'ensure_synthetic_benchmark',
+    'render_synthetic_sample',
 ]
 
 #: Bump whenever the generated pixels can change for a given seed: it is
@@ -67,11 +71,8 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 def render_synthetic_sample(
-        product: str,
-        category: str,
-        index: int,
-        seed: int = 0,
-        image_size: int = 256) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    product: str, category: str, index: int, seed: int = 0, image_size: int = 256
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render one benchmark image.
 
     Args:
@@ -125,23 +126,28 @@ def render_synthetic_sample(
     # Exact: foreground is every pixel whose 8-bit value the defects changed.
     mask = (image != clean).any(-1)
     if int(mask.sum()) < min_area:  # pragma: no cover - retries make this rare
-        raise RuntimeError(f'could not place a {product}/{category} defect '
-                           f'(seed={seed}, index={index})')
+        raise RuntimeError(
+            f'could not place a {product}/{category} defect '
+            f'(seed={seed}, index={index})'
+        )
     return image, mask.astype(np.uint8) * 255, clean
 
 
 def _check_product_category(product: str, category: str) -> None:
     if product not in SYNTHETIC_PRODUCTS:
-        raise ValueError(f'unknown synthetic product {product!r}; valid '
-                         f'products: {sorted(SYNTHETIC_PRODUCTS)}')
+        raise ValueError(
+            f'unknown synthetic product {product!r}; valid '
+            f'products: {sorted(SYNTHETIC_PRODUCTS)}'
+        )
     if category not in SYNTHETIC_PRODUCTS[product]:
-        raise ValueError(f'unknown category {category!r} of product '
-                         f'{product!r}; valid categories: '
-                         f'{SYNTHETIC_PRODUCTS[product]}')
+        raise ValueError(
+            f'unknown category {category!r} of product '
+            f'{product!r}; valid categories: '
+            f'{SYNTHETIC_PRODUCTS[product]}'
+        )
 
 
-def _normalize_products(
-        products: Optional[Union[str, Sequence[str]]]) -> List[str]:
+def _normalize_products(products: Optional[Union[str, Sequence[str]]]) -> List[str]:
     if products is None:
         return list(SYNTHETIC_PRODUCTS)
     if isinstance(products, str):
@@ -150,48 +156,57 @@ def _normalize_products(
     for p in products:
         p = str(p).strip()
         if p not in SYNTHETIC_PRODUCTS:
-            raise ValueError(f'unknown synthetic product {p!r}; valid '
-                             f'products: {sorted(SYNTHETIC_PRODUCTS)}')
+            raise ValueError(
+                f'unknown synthetic product {p!r}; valid '
+                f'products: {sorted(SYNTHETIC_PRODUCTS)}'
+            )
         if p not in out:
             out.append(p)
     if not out:
-        raise ValueError('no products selected; valid products: '
-                         f'{sorted(SYNTHETIC_PRODUCTS)}')
+        raise ValueError(
+            f'no products selected; valid products: {sorted(SYNTHETIC_PRODUCTS)}'
+        )
     return out
 
 
 def _check_args(seed, num_images, image_size) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-            or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f'seed must be a non-negative int, got {seed!r}')
     if int(num_images) < 1:
         raise ValueError(f'num_images must be >= 1, got {num_images!r}')
     if int(image_size) < _MIN_SIZE:
-        raise ValueError(f'image_size must be >= {_MIN_SIZE}, got '
-                         f'{image_size!r}')
+        raise ValueError(f'image_size must be >= {_MIN_SIZE}, got {image_size!r}')
 
 
-
-def _readme(seed: int, num_images: int, image_size: int,
-            summary: Dict[str, Dict[str, int]]) -> str:
+def _readme(
+    seed: int, num_images: int, image_size: int, summary: Dict[str, Dict[str, int]]
+) -> str:
     lines = [
-        '# fdseg synthetic defect benchmark', '',
+        '# fdseg synthetic defect benchmark',
+        '',
         'Procedurally generated few-shot industrial defect segmentation '
         'benchmark in the GFDS folder layout, written by '
         '`fdseg.datasets.synthetic.generate_synthetic_benchmark` '
         '(`tools/dataset_converters/make_synthetic_benchmark.py`). '
         'It is a quick-start / test fixture, not a substitute for real '
-        'data.', '', f'- generator version: {GENERATOR_VERSION}',
-        f'- seed: {seed}', f'- images per category: {num_images}',
-        f'- image size: {image_size} x {image_size}', '',
+        'data.',
+        '',
+        f'- generator version: {GENERATOR_VERSION}',
+        f'- seed: {seed}',
+        f'- images per category: {num_images}',
+        f'- image size: {image_size} x {image_size}',
+        '',
         'Layout: `<product>/images/<category>/<stem>.png` (RGB) and '
         '`<product>/ground_truth/<category>/<stem>.png` (0 background, '
-        '255 defect; exact: the pixels the defect changed).', '',
-        '| product | categories |', '| --- | --- |'
+        '255 defect; exact: the pixels the defect changed).',
+        '',
+        '| product | categories |',
+        '| --- | --- |',
     ]
     for p, cats in summary.items():
-        lines.append(f'| {p} | ' + ', '.join(f'{c} ({n})'
-                                             for c, n in cats.items()) + ' |')
+        lines.append(
+            f'| {p} | ' + ', '.join(f'{c} ({n})' for c, n in cats.items()) + ' |'
+        )
     return '\n'.join(lines) + '\n'
 
 
@@ -202,6 +217,7 @@ class _Progress:
         self.bar = None
         if enabled:
             from mmengine.utils import ProgressBar
+
             self.bar = ProgressBar(total)
 
     def update(self) -> None:
@@ -210,13 +226,14 @@ class _Progress:
 
 
 def generate_synthetic_benchmark(
-        out_dir: str,
-        seed: int = 0,
-        num_images: int = 12,
-        image_size: int = 256,
-        products: Optional[Union[str, Sequence[str]]] = None,
-        overwrite: bool = False,
-        progress: bool = True) -> Dict[str, Dict[str, int]]:
+    out_dir: str,
+    seed: int = 0,
+    num_images: int = 12,
+    image_size: int = 256,
+    products: Optional[Union[str, Sequence[str]]] = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Dict[str, Dict[str, int]]:
     """Generate the synthetic benchmark into ``out_dir``.
 
     Everything is written into a temporary sibling directory that is renamed
@@ -251,8 +268,10 @@ def generate_synthetic_benchmark(
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise FileExistsError(f'{out_dir} exists and is not a directory')
     if is_nonempty_dir(out_dir) and not overwrite:
-        raise FileExistsError(f'{out_dir} exists and is not empty; pass '
-                              'overwrite=True (--overwrite) to replace it')
+        raise FileExistsError(
+            f'{out_dir} exists and is not empty; pass '
+            'overwrite=True (--overwrite) to replace it'
+        )
 
     summary: Dict[str, Dict[str, int]] = {}
     total = sum(len(SYNTHETIC_PRODUCTS[p]) for p in products) * num_images
@@ -262,7 +281,8 @@ def generate_synthetic_benchmark(
             print(
                 f'Generating the synthetic benchmark (seed={seed}, '
                 f'{total} images) into {out_dir}',
-                flush=True)
+                flush=True,
+            )
         bar = _Progress(total, progress)
         for product in products:
             summary[product] = {}
@@ -273,11 +293,13 @@ def generate_synthetic_benchmark(
                 os.makedirs(gdir)
                 for i in range(num_images):
                     image, mask, _ = render_synthetic_sample(
-                        product, category, i, seed, image_size)
+                        product, category, i, seed, image_size
+                    )
                     stem = f'{category}_{i:03d}'
                     imwrite_png(
                         osp.join(idir, stem + '.png'),
-                        cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+                        cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                    )
                     imwrite_png(osp.join(gdir, stem + '.png'), mask)
                     bar.update()
                 summary[product][category] = num_images
@@ -290,7 +312,8 @@ def generate_synthetic_benchmark(
             num_images=num_images,
             image_size=image_size,
             products=summary,
-            mask='0 background, 255 defect (exact)')
+            mask='0 background, 255 defect (exact)',
+        )
         with open(osp.join(tmp, 'meta.json'), 'w') as f:
             json.dump(meta, f, indent=2)
             f.write('\n')
@@ -299,19 +322,20 @@ def generate_synthetic_benchmark(
     if progress:
         n = sum(sum(c.values()) for c in summary.values())
         print(
-            f'\nWrote {n} images in {time.perf_counter() - t0:.1f} s to '
-            f'{out_dir}',
-            flush=True)
+            f'\nWrote {n} images in {time.perf_counter() - t0:.1f} s to {out_dir}',
+            flush=True,
+        )
     return summary
 
 
 def ensure_synthetic_benchmark(
-        out_dir: str,
-        seed: int = 0,
-        num_images: int = 12,
-        image_size: int = 256,
-        products: Optional[Union[str, Sequence[str]]] = None,
-        progress: bool = True) -> Dict[str, Dict[str, int]]:
+    out_dir: str,
+    seed: int = 0,
+    num_images: int = 12,
+    image_size: int = 256,
+    products: Optional[Union[str, Sequence[str]]] = None,
+    progress: bool = True,
+) -> Dict[str, Dict[str, int]]:
     """Generate the benchmark unless ``out_dir`` already holds it.
 
     Safe to call from several processes at once (e.g. distributed ranks on
@@ -356,30 +380,27 @@ def ensure_synthetic_benchmark(
                     image_size=image_size,
                     products=wanted,
                     overwrite=False,
-                    progress=progress)
+                    progress=progress,
+                )
     with open(meta_path) as f:
         meta = json.load(f)
     expected = dict(
         version=GENERATOR_VERSION,
         seed=int(seed),
         num_images=int(num_images),
-        image_size=int(image_size))
-    diff = {
-        k: (meta.get(k), v)
-        for k, v in expected.items() if meta.get(k) != v
-    }
+        image_size=int(image_size),
+    )
+    diff = {k: (meta.get(k), v) for k, v in expected.items() if meta.get(k) != v}
     have = meta.get('products') or {}
     missing = [p for p in wanted if p not in have]
     if diff or missing:
-        details = [
-            f'{k}={got!r} (wanted {want!r})'
-            for k, (got, want) in diff.items()
-        ]
+        details = [f'{k}={got!r} (wanted {want!r})' for k, (got, want) in diff.items()]
         if missing:
             details.append(f'products {sorted(have)} (missing {missing})')
         raise ValueError(
             f'{out_dir} holds a synthetic benchmark generated with different '
             f'settings: {", ".join(details)}. Delete it, regenerate it with '
             'tools/dataset_converters/make_synthetic_benchmark.py '
-            '--overwrite, or point data_root elsewhere.')
+            '--overwrite, or point data_root elsewhere.'
+        )
     return {p: dict(have[p]) for p in wanted}

@@ -4,6 +4,7 @@ Each texture returns a dict with ``rgb`` (float32 HxWx3 in 0..255) and
 ``valid`` (bool HxW: where defects may be drawn), plus what the defect
 renderers of that product need.
 """
+
 import functools
 import math
 import zlib
@@ -16,21 +17,19 @@ import numpy as np
 # --------------------------------------------------------------------------
 # Random helpers
 # --------------------------------------------------------------------------
-def _rng_for(seed: int, product: str, category: str,
-             index: int) -> np.random.Generator:
+def _rng_for(seed: int, product: str, category: str, index: int) -> np.random.Generator:
     """Generator of one image, independent of which others are generated."""
     # crc32 rather than hash(): str hashes are salted per process.
     entropy = [
         int(seed),
         zlib.crc32(product.encode()),
         zlib.crc32(category.encode()),
-        int(index)
+        int(index),
     ]
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
-def _smooth_noise(rng: np.random.Generator, size: int,
-                  scale: float) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
     """Zero-mean, unit-std noise with features of about ``scale`` pixels."""
     # Upsampling a coarse grid is much cheaper than a wide Gaussian blur.
     n = max(2, int(math.ceil(size / max(scale, 1.0))) + 1)
@@ -71,7 +70,8 @@ def _fabric(rng: np.random.Generator, size: int) -> dict:
     weave = np.where(over, warp, weft)
     # Fibre noise along the threads and slow dye non-uniformity.
     fibre = cv2.GaussianBlur(
-        rng.standard_normal((size, size), dtype=np.float32), (0, 0), 0.8)
+        rng.standard_normal((size, size), dtype=np.float32), (0, 0), 0.8
+    )
     fibre /= fibre.std() + 1e-6
     lowfreq = _smooth_noise(rng, size, 64 * s)
 
@@ -105,12 +105,17 @@ def _metal(rng: np.random.Generator, size: int) -> dict:
     grain = rng.standard_normal((size, size), dtype=np.float32)
     yy, xx = _grid(size)
     phi = rng.uniform(0, 2 * np.pi)
-    ramp = ((xx * math.cos(phi) + yy * math.sin(phi)) / size - 0.5)
+    ramp = (xx * math.cos(phi) + yy * math.sin(phi)) / size - 0.5
     grey = (
-        rng.uniform(120, 150) + 14 * streak + 5 * grain +
-        rng.uniform(15, 35) * ramp + 6 * _smooth_noise(rng, size, 80 * s))
-    tint = (1 + rng.uniform(-0.03, 0.03, 3) +
-            np.array([-0.02, 0.0, 0.03])).astype(np.float32)  # cool grey
+        rng.uniform(120, 150)
+        + 14 * streak
+        + 5 * grain
+        + rng.uniform(15, 35) * ramp
+        + 6 * _smooth_noise(rng, size, 80 * s)
+    )
+    tint = (1 + rng.uniform(-0.03, 0.03, 3) + np.array([-0.02, 0.0, 0.03])).astype(
+        np.float32
+    )  # cool grey
     rgb = grey[..., None] * tint
     return dict(rgb=rgb, valid=np.ones((size, size), bool))
 
@@ -120,8 +125,10 @@ def _washer(rng: np.random.Generator, size: int) -> dict:
     s = size / 256
     yy, xx = _grid(size)
     bg = (
-        rng.uniform(38, 55) + 6 * _smooth_noise(rng, size, 40 * s) +
-        2.5 * rng.standard_normal((size, size), dtype=np.float32))
+        rng.uniform(38, 55)
+        + 6 * _smooth_noise(rng, size, 40 * s)
+        + 2.5 * rng.standard_normal((size, size), dtype=np.float32)
+    )
     bg_rgb = bg[..., None] * np.array([0.95, 1.0, 1.08], np.float32)
 
     cx = size / 2 + rng.uniform(-10, 10) * s
@@ -134,21 +141,22 @@ def _washer(rng: np.random.Generator, size: int) -> dict:
     light = rng.uniform(0, 2 * np.pi)
     ring_p = rng.uniform(2.5, 4.0) * s
     part = (
-        rng.uniform(150, 172) + 22 * np.cos(phi - light) +
-        4 * np.sin(2 * np.pi * r / ring_p + rng.uniform(0, 2 * np.pi)) +
-        3.5 * rng.standard_normal((size, size), dtype=np.float32))
+        rng.uniform(150, 172)
+        + 22 * np.cos(phi - light)
+        + 4 * np.sin(2 * np.pi * r / ring_p + rng.uniform(0, 2 * np.pi))
+        + 3.5 * rng.standard_normal((size, size), dtype=np.float32)
+    )
     bevel = 2.5 * s
     part -= 45 * np.exp(-np.clip(r_out - r, 0, None) / bevel)
     part -= 45 * np.exp(-np.clip(r - r_in, 0, None) / bevel)
     part_rgb = part[..., None] * np.array([1.0, 0.99, 0.96], np.float32)
     # Anti-aliased silhouette.
-    alpha = (np.clip(r_out - r + 0.5, 0, 1) * np.clip(r - r_in + 0.5, 0, 1))
+    alpha = np.clip(r_out - r + 0.5, 0, 1) * np.clip(r - r_in + 0.5, 0, 1)
     rgb = bg_rgb * (1 - alpha[..., None]) + part_rgb * alpha[..., None]
     # Defects stay a few pixels clear of the silhouette (and its bevel).
     margin = 3 * s
     valid = (r > r_in + margin) & (r < r_out - margin)
-    return dict(
-        rgb=rgb, valid=valid, bg=bg_rgb, center=(cx, cy), radii=(r_in, r_out))
+    return dict(rgb=rgb, valid=valid, bg=bg_rgb, center=(cx, cy), radii=(r_in, r_out))
 
 
 _TEXTURES: Dict[str, Callable[[np.random.Generator, int], dict]] = {

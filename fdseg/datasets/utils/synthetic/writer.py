@@ -8,6 +8,7 @@
   a folder once;
 * :func:`imwrite_png` - a fast-compression PNG writer that raises on failure.
 """
+
 import contextlib
 import fcntl
 import os
@@ -19,8 +20,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION,
-               1]  # fast; noise compresses poorly anyway
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; noise compresses poorly anyway
 
 
 def imwrite_png(path: str, img: np.ndarray) -> None:
@@ -30,6 +30,7 @@ def imwrite_png(path: str, img: np.ndarray) -> None:
 
 
 def is_nonempty_dir(path: str) -> bool:
+    """Whether ``path`` is a folder holding at least one entry."""
     return osp.isdir(path) and bool(os.listdir(path))
 
 
@@ -65,16 +66,17 @@ def staging_dir(out_dir: str, overwrite: bool) -> Iterator[str]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _move_into_place(tmp: str, out_dir: str, overwrite: bool,
-                     token: str) -> None:
+def _move_into_place(tmp: str, out_dir: str, overwrite: bool, token: str) -> None:
     """Rename ``tmp`` to ``out_dir`` (replacing it when allowed)."""
     # Checked again: another process may have written out_dir meanwhile.
     if osp.isdir(out_dir) and not osp.islink(out_dir):
         if os.listdir(out_dir):
             if not overwrite:
-                raise FileExistsError(f'{out_dir} exists and is not empty; '
-                                      'pass overwrite=True (--overwrite) to '
-                                      'replace it')
+                raise FileExistsError(
+                    f'{out_dir} exists and is not empty; '
+                    'pass overwrite=True (--overwrite) to '
+                    'replace it'
+                )
             parent, base = osp.split(out_dir)
             old = osp.join(parent, f'.{base}.old-{token}')
             os.replace(out_dir, old)

@@ -15,7 +15,8 @@ train_pipeline = [
         type='ResizeDistill',
         student_size=256,
         teacher_size=teacher_size,
-        interpolation='bilinear'),
+        interpolation='bilinear',
+    ),
     dict(type='PackDistillInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

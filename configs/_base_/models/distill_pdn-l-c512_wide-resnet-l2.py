@@ -9,10 +9,10 @@ model = dict(
         arch='wide_resnet50_2',
         out_layer='layer2',
         frozen=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='torchvision_wide_resnet50_2')),
-    student=dict(
-        type='PDNStudent', size='large', out_channels=512, padding=True),
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision_wide_resnet50_2'),
+    ),
+    student=dict(type='PDNStudent', size='large', out_channels=512, padding=True),
     loss_decode=dict(type='DistillL2Loss', loss_weight=1.0),
     teacher_input_size=512,
-    teacher_norm=None)
+    teacher_norm=None,
+)

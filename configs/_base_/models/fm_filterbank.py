@@ -9,5 +9,7 @@ model = dict(
         fg_strategy='patch',
         bg_strategy='dense',
         patch_mode='sequence',
-        distance='cosine'),
-    freeze_backbone=True)
+        distance='cosine',
+    ),
+    freeze_backbone=True,
+)
