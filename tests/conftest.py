@@ -94,3 +94,28 @@ def synthetic_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('synthetic') / 'bench')
     generate_synthetic_benchmark(root, seed=0, num_images=4, progress=False)
     return root
+
+
+#: The config that declares the development-only ``real_defects`` products.
+REAL_DEFECTS_CFG = osp.join(REPO, 'configs', '_base_', 'datasets', 'real_defects.py')
+
+
+@pytest.fixture
+def real_defects():
+    """The ``real_defects`` declarations of the config (``declare=`` dicts).
+
+    Read from ``configs/_base_/datasets/real_defects.py``, the one place
+    they are written; products a test registers with them (by building a
+    ``GFDSDataset(declare=...)``) are unregistered afterwards.
+    """
+    from mmengine.config import Config
+
+    from fdseg.benchmarks import PRODUCTS, unregister_product
+
+    cfg = Config.fromfile(REAL_DEFECTS_CFG)
+    declared = [dict(d) for d in cfg.test_dataloader.dataset.declare]
+    before = set(PRODUCTS)
+    yield declared
+    for d in declared:
+        if d['key'] in PRODUCTS and d['key'] not in before:
+            unregister_product(d['key'])

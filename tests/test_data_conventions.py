@@ -342,12 +342,15 @@ def test_products_string_is_one_product(tmp_path):
     assert ds.categories == ['magnetic_tile/blowhole']
 
 
-def test_gfds_dataset_products_string(tmp_path):
+def test_gfds_dataset_products_string(tmp_path, real_defects):
     write(tmp_path, 'crackforest', _mask_0255, categories=('crack',))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # Table-1 count differs
         ds = GFDSDataset(
-            data_root=str(tmp_path), products='crackforest', benchmark='real_defects'
+            data_root=str(tmp_path),
+            products='crackforest',
+            benchmark='real_defects',
+            declare=real_defects,
         )
     assert ds.categories == ['crackforest/crack']
 
@@ -484,7 +487,7 @@ def test_read_mask_modes(tmp_path):
     assert (read_mask(path, 'index', 2) > 0).sum() == 1
 
 
-def test_real_data_masks_still_load():
+def test_real_data_masks_still_load(real_defects):
     from tests.conftest import SHARED_DATA
 
     if not osp.isdir(SHARED_DATA):
@@ -492,6 +495,7 @@ def test_real_data_masks_still_load():
     ds = GFDSDataset(
         data_root=SHARED_DATA,
         benchmark='real_defects',
+        declare=real_defects,
         pipeline=episode_pipeline(64),
         max_episodes_per_category=2,
         check_counts=False,

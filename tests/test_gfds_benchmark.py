@@ -326,14 +326,16 @@ def test_every_product_loads_with_its_convention(lookalike):
     assert {one.get_data_info(i)['category'] for i in range(len(one))} == {'oil'}
 
 
-def test_index_and_threshold_conventions(tmp_path):
+def test_index_and_threshold_conventions(tmp_path, real_defects):
     """neu_seg-like value masks and a 127 threshold reach the pipeline."""
     root = str(tmp_path)
+    G.declare_products(real_defects)
     write_lookalike(root, n=3, products=['neu_seg', 'magnetic_tile'])
     ds = build(
         root,
         split='all',
         benchmark='real_defects',
+        declare=real_defects,
         products=['neu_seg', 'magnetic_tile'],
     )
     infos = [ds.get_data_info(i) for i in range(len(ds))]
@@ -685,7 +687,7 @@ def test_measure_fps_rejects_batches_of_two(lookalike):
 @pytest.mark.skipif(
     not osp.isdir(SHARED_DATA), reason='../shared/data is not available'
 )
-def test_real_defects_declared_and_loaded():
+def test_real_defects_declared_and_loaded(real_defects):
     from mmengine.config import Config
 
     cfg = Config.fromfile(
@@ -694,8 +696,16 @@ def test_real_defects_declared_and_loaded():
         )
     )
     assert cfg.test_dataloader.dataset.benchmark == 'real_defects'
-    assert check_counts(SHARED_DATA, G.BENCHMARKS['real_defects'], warn=False) == []
-    ds = build(SHARED_DATA, benchmark='real_defects', check_counts=True)
+    # Declared by the config, not by the package.
+    assert not hasattr(G, 'REAL_DEFECTS')
+    assert not {'magnetic_tile', 'neu_seg', 'crackforest'} & {p.key for p in G.GFDS}
+    keys = G.declare_products(cfg.test_dataloader.dataset.declare)
+    assert keys == ['magnetic_tile', 'neu_seg', 'crackforest']
+    assert G.BENCHMARKS['real_defects'] == keys
+    assert check_counts(SHARED_DATA, keys, warn=False) == []
+    ds = build(
+        SHARED_DATA, benchmark='real_defects', declare=real_defects, check_counts=True
+    )
     assert len(ds) == 392 + 450 + 118
     by_product = {}
     for i in range(len(ds)):
@@ -705,3 +715,28 @@ def test_real_defects_declared_and_loaded():
         s = ds[i]['data_samples']
         assert s.gt_sem_seg.data.max() <= 1
         assert s.support_masks.max() <= 1
+
+
+def test_config_declared_products(real_defects):
+    """A config's ``declare=`` registers once, names and orders the report."""
+    assert 'magnetic_tile' not in {p.key for p in G.GFDS}  # nor the package
+    keys = G.declare_products(real_defects)
+    assert G.declare_products(real_defects) == keys  # same again: a no-op
+    assert G.BENCHMARKS['real_defects'] == ['magnetic_tile', 'neu_seg', 'crackforest']
+    assert G.PRODUCTS['magnetic_tile'].counts['break'] == 85
+    with pytest.raises(KeyError, match='declared differently'):
+        G.declare_products([dict(real_defects[2], display='other')])
+    metrics = {f'{k}/mIoU': 10.0 * (i + 1) for i, k in enumerate(reversed(keys))}
+    metrics.update({f'{k}/FB-IoU(gfds)': 50.0 for k in keys})
+    row = T.table4_row(metrics)
+    assert row['order'] == keys
+    assert (
+        R.format_header(row)
+        == 'Method | MagTile | NEU-Seg | CrackForest | Average | FPS'
+    )
+    # gfds_table.py --config registers the same declarations.
+    table = _tool('analysis_tools/gfds_table')
+    cfg = osp.join(
+        REPO, 'configs/quickstart/fm_filterbank_no-train_real-defects-all-1shot.py'
+    )
+    assert table.declare_from_configs([cfg]) == keys

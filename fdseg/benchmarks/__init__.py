@@ -3,21 +3,23 @@
 * :mod:`.product`: :class:`Product`, one column of Table 4.
 * :mod:`.gfds`: the 12 GFDS products (Table 1), folds (Table 2), in-domain
   held-out classes (Sec. 6.1.1).
-* :mod:`.real_defects`: the development-only products of ``../shared/data``.
-* :mod:`.table`: the table of declared products and lookups into it.
+* :mod:`.table`: the table of declared products and lookups into it; other
+  benchmarks' products are registered at run time (the development-only
+  ``real_defects`` of ``../shared/data`` are declared in
+  ``configs/_base_/datasets/real_defects.py``).
 * :mod:`.splits`: the product specs of a split (``all``, folds, in-domain).
 * :mod:`.paper_table4`: the paper's Table-4 numbers.
 """
 
 from .gfds import FOLDS, GFDS, IN_DOMAIN_TEST_CLASS
 from .product import Product
-from .real_defects import REAL_DEFECTS
 from .splits import fold_products, gfds_products, in_domain_split, split_products
 from .table import (
     BENCHMARKS,
     GFDS_PRODUCTS,
     PRODUCTS,
     benchmark_categories,
+    declare_products,
     gfds_order,
     official_key,
     part_map,
@@ -31,11 +33,11 @@ __all__ = [
     'GFDS',
     'FOLDS',
     'IN_DOMAIN_TEST_CLASS',
-    'REAL_DEFECTS',
     'PRODUCTS',
     'GFDS_PRODUCTS',
     'BENCHMARKS',
     'register_product',
+    'declare_products',
     'unregister_product',
     'gfds_order',
     'resolve_product',

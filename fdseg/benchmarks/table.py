@@ -1,9 +1,10 @@
 """The table of declared products and lookups into it.
 
-Built once from the declarations (:data:`fdseg.benchmarks.gfds.GFDS`, then
-the development-only :data:`fdseg.benchmarks.real_defects.REAL_DEFECTS`);
+Built once from the GFDS declaration (:data:`fdseg.benchmarks.gfds.GFDS`);
 :func:`register_product` adds a product at run time (a 13th GFDS product,
-a product of another benchmark)::
+a product of another benchmark, e.g. the development-only ``real_defects``
+products that ``configs/_base_/datasets/real_defects.py`` declares and
+:class:`~fdseg.datasets.GFDSDataset` registers with ``declare=``)::
 
     from fdseg.benchmarks import register_product
     register_product('Wood', folder='wood',
@@ -12,14 +13,13 @@ a product of another benchmark)::
                      source='MVTec AD', benchmark='gfds')
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from .gfds import GFDS
 from .product import Product
-from .real_defects import REAL_DEFECTS
 
 #: Every declared product, in the order of Table 4 (then other products).
-PRODUCTS: Dict[str, Product] = {p.key: p for p in (*GFDS, *REAL_DEFECTS)}
+PRODUCTS: Dict[str, Product] = {p.key: p for p in GFDS}
 #: The GFDS products (``benchmark='gfds'``), in Table-4 column order.
 GFDS_PRODUCTS: Dict[str, Product] = {
     k: p for k, p in PRODUCTS.items() if p.benchmark == 'gfds'
@@ -56,6 +56,38 @@ def register_product(key: str, overwrite: bool = False, **fields) -> Product:
     if entry.benchmark == 'gfds':
         GFDS_PRODUCTS[key] = entry
     return entry
+
+
+def declare_products(declarations: Sequence[Mapping]) -> List[str]:
+    """Register product declarations (dicts of :class:`Product` fields).
+
+    The form a config declares products in (``GFDSDataset(declare=...)``).
+    A product already declared identically is left as it is, so building the
+    same dataset twice is harmless; a different declaration under a taken
+    key raises ``KeyError``.
+
+    Args:
+        declarations (Sequence[Mapping]): ``key`` plus the other
+            :class:`Product` fields.
+
+    Returns:
+        list[str]: The product keys, in the given order.
+    """
+    keys = []
+    for decl in declarations:
+        fields = dict(decl)  # counts may be (category, count) pairs
+        key = fields.pop('key')
+        entry = Product(key, **fields)
+        if key in PRODUCTS:
+            if PRODUCTS[key] != entry:
+                raise KeyError(
+                    f'product {key!r} is already declared differently: '
+                    f'{PRODUCTS[key]} (unregister_product it first)'
+                )
+        else:
+            register_product(key, **fields)
+        keys.append(key)
+    return keys
 
 
 def unregister_product(key: str) -> None:

@@ -9,7 +9,7 @@ check of :mod:`fdseg.datasets.gfds_counts` when it loads).
 from typing import Dict, List, Optional, Sequence
 
 from fdseg.benchmarks.splits import split_products
-from fdseg.benchmarks.table import PRODUCTS, part_map
+from fdseg.benchmarks.table import PRODUCTS, declare_products, part_map
 from fdseg.registry import DATASETS
 
 from .few_shot_defect import FewShotDefectDataset
@@ -29,6 +29,11 @@ class GFDSDataset(FewShotDefectDataset):
              subset='train')
         dict(type='GFDSDataset', data_root='data/gfds', split='in-domain',
              held_out=dict(Tile='oil'))
+        # a benchmark declared in the config:
+        dict(type='GFDSDataset', data_root='../shared/data',
+             benchmark='real_defects',
+             declare=[dict(key='crackforest', categories=['crack'],
+                           benchmark='real_defects'), ...])
 
     Args:
         data_root (str): Folder holding the product folders.
@@ -41,8 +46,16 @@ class GFDSDataset(FewShotDefectDataset):
         held_out (dict, optional): In-domain test class per product,
             overriding
             :data:`fdseg.benchmarks.IN_DOMAIN_TEST_CLASS`.
-        benchmark (str): Benchmark of ``split='all'`` (``'gfds'`` or
-            ``'real_defects'``).
+        benchmark (str): Benchmark of ``split='all'`` (``'gfds'``, or one
+            whose products ``declare`` names, e.g. ``'real_defects'``).
+        declare (Sequence[dict]): Product declarations (``key`` plus the
+            other :class:`~fdseg.benchmarks.Product` fields, ``benchmark``
+            among them) registered before the split is resolved, so that a
+            config can declare the products of its own benchmark (see
+            ``configs/_base_/datasets/real_defects.py``). Registered for the
+            process, as :func:`fdseg.benchmarks.register_product` does: the
+            Table-4 report takes their display names, column order and
+            category counts from there.
         extra_products (Sequence[dict]): More ProductSpec dicts appended as
             they are (a product not worth declaring).
         check_counts (bool): Warn where the prepared data differ from the
@@ -62,6 +75,7 @@ class GFDSDataset(FewShotDefectDataset):
         products: Optional[Sequence[str]] = None,
         held_out: Optional[Dict[str, str]] = None,
         benchmark: str = 'gfds',
+        declare: Sequence[dict] = (),
         extra_products: Sequence[dict] = (),
         check_counts: bool = True,
         include_good: Optional[bool] = None,
@@ -70,6 +84,7 @@ class GFDSDataset(FewShotDefectDataset):
         self.split = split
         self.subset = subset
         self.benchmark = benchmark
+        declare_products(declare)
         if isinstance(products, str):
             # One product, not a sequence of one-letter product names.
             products = [products]

@@ -89,13 +89,15 @@ def _fps_text(row) -> str:
 
 def format_header(row: dict, products: Optional[Sequence[str]] = None) -> str:
     """Header of :func:`format_row` (display names, Table-4 order)."""
-    cols = table_columns({'': row}, products)
-    return ' | '.join(['Method', *[_display(p) for p in cols], 'Average', 'FPS'])
+    return ' | '.join(_head(table_columns({'': row}, products)))
 
 
-def format_row(name: str, row: dict, products: Optional[Sequence[str]] = None) -> str:
-    """One Table-4 line: ``name | Tile mIoU, FB-IoU | ... | Average | FPS``."""
-    cols = table_columns({name: row}, products)
+def _head(cols: Sequence[str]) -> List[str]:
+    return ['Method', *[_display(p) for p in cols], 'Average', 'FPS']
+
+
+def _row_cells(name: str, row: dict, cols: Sequence[str]) -> List[str]:
+    """``name``, the product cells of ``cols``, the average and the FPS."""
     cells = [
         _cell(row['products'][p]['mIoU'], row['products'][p]['FB_IoU'])
         if p in row['products']
@@ -103,38 +105,31 @@ def format_row(name: str, row: dict, products: Optional[Sequence[str]] = None) -
         for p in cols
     ]
     avg = _cell(row['average']['mIoU'], row['average']['FB_IoU'])
-    return ' | '.join([name, *cells, avg, _fps_text(row)])
+    return [name, *cells, avg, _fps_text(row)]
+
+
+def format_row(name: str, row: dict, products: Optional[Sequence[str]] = None) -> str:
+    """One Table-4 line: ``name | Tile mIoU, FB-IoU | ... | Average | FPS``."""
+    return ' | '.join(_row_cells(name, row, table_columns({name: row}, products)))
 
 
 def to_markdown(
     rows: Mapping[str, dict], products: Optional[Sequence[str]] = None
 ) -> str:
-    """Rows as a Markdown table in the Table-4 layout."""
+    """Rows as a Markdown table in the Table-4 layout.
+
+    Written by hand rather than with prettytable's ``MARKDOWN`` style: that
+    pads every column to its widest cell, and the compact form
+    (``| Method | Tile | ... |``) is what readers and tests grep for.
+    """
     cols = table_columns(rows, products)
-    head = ['Method', *[_display(p) for p in cols], 'Average', 'FPS']
+    head = _head(cols)
+    body = [_row_cells(name, row, cols) for name, row in rows.items()]
     lines = [
         '| ' + ' | '.join(head) + ' |',
         '|' + '|'.join(['---'] + [':-:'] * (len(head) - 1)) + '|',
+        *('| ' + ' | '.join(cells) + ' |' for cells in body),
     ]
-    for name, row in rows.items():
-        cells = [
-            _cell(row['products'][p]['mIoU'], row['products'][p]['FB_IoU'])
-            if p in row['products']
-            else '-'
-            for p in cols
-        ]
-        lines.append(
-            '| '
-            + ' | '.join(
-                [
-                    name,
-                    *cells,
-                    _cell(row['average']['mIoU'], row['average']['FB_IoU']),
-                    _fps_text(row),
-                ]
-            )
-            + ' |'
-        )
     return '\n'.join(lines) + '\n'
 
 

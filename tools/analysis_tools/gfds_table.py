@@ -12,6 +12,13 @@ FPS column::
         --method 'SSP*' work_dirs/ssp_in-domain work_dirs/ssp_fold0 \
         --paper FM-s SAM2-s\(1024\) --out-dir work_dirs/table4
 
+Products a config declares rather than the package (the development-only
+``real_defects``) get their names and column order with ``--config``::
+
+    python tools/analysis_tools/gfds_table.py \
+        --config configs/quickstart/fm_filterbank_no-train_real-defects-all-1shot.py \
+        --method 'matcher + FilterBank' work_dirs/real_defects
+
 writes ``table4.md``, ``table4.csv``, ``miou_vs_fps.png`` (average mIoU
 against FPS, log-scaled) and ``per_category.png`` (IoU per category and
 method) to ``--out-dir``, and prints the Markdown table.
@@ -72,8 +79,28 @@ def parse_args(argv=None):
     parser.add_argument(
         '--out-dir', default=None, help='write table4.md/.csv and the plots here'
     )
+    parser.add_argument(
+        '--config',
+        nargs='+',
+        default=[],
+        help='configs whose test dataset declares products (declare=...): '
+        'registered first, for their display names and column order',
+    )
     parser.add_argument('--title', default='GFDS benchmark (1-way 1-shot)')
     return parser.parse_args(argv)
+
+
+def declare_from_configs(paths) -> list:
+    """Register the products the configs' test datasets declare."""
+    from mmengine.config import Config
+
+    from fdseg.benchmarks import declare_products
+
+    keys = []
+    for path in paths:
+        dataset = Config.fromfile(path).get('test_dataloader', {}).get('dataset', {})
+        keys += declare_products(dataset.get('declare', ()))
+    return keys
 
 
 def build_rows(methods, paper=None, fps_overrides=()) -> dict:
@@ -204,6 +231,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not args.method and args.paper is None:
         raise SystemExit('nothing to tabulate: give --method and/or --paper')
+    declare_from_configs(args.config)
     rows = build_rows(args.method, args.paper, args.fps)
     md = to_markdown(rows, args.products)
     print(md)
