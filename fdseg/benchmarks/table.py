@@ -90,6 +90,28 @@ def declare_products(declarations: Sequence[Mapping]) -> List[str]:
     return keys
 
 
+def declare_from_configs(paths: Sequence[str]) -> List[str]:
+    """Register the products the configs' test datasets declare.
+
+    For the tools that read reports or data without building a dataset
+    (``gfds_table.py``, ``gfds_check.py``): a benchmark declared in a config
+    (``test_dataloader.dataset.declare``) gets its names and order back.
+
+    Args:
+        paths (Sequence[str]): Config files.
+
+    Returns:
+        list[str]: The declared product keys, in order.
+    """
+    from fdseg.utils.config_checks import load_config
+
+    keys = []
+    for path in paths:
+        dataset = load_config(path).get('test_dataloader', {}).get('dataset', {})
+        keys += declare_products(dataset.get('declare', ()))
+    return keys
+
+
 def unregister_product(key: str) -> None:
     """Remove a declared product (tests, experiments)."""
     entry = PRODUCTS.pop(resolve_product(key))

@@ -33,13 +33,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from fdseg.evaluation.gfds_report import (
-    table_columns,  # noqa: E402
+from fdseg.benchmarks import declare_from_configs  # noqa: E402
+from fdseg.evaluation.gfds_report import (  # noqa: E402
+    table_columns,
     to_csv_rows,
     to_markdown,
 )
-from fdseg.evaluation.gfds_table4 import (
-    load_result,  # noqa: E402
+from fdseg.evaluation.gfds_table4 import (  # noqa: E402
+    load_result,
     merge_rows,
     paper_rows,
 )
@@ -88,19 +89,6 @@ def parse_args(argv=None):
     )
     parser.add_argument('--title', default='GFDS benchmark (1-way 1-shot)')
     return parser.parse_args(argv)
-
-
-def declare_from_configs(paths) -> list:
-    """Register the products the configs' test datasets declare."""
-    from mmengine.config import Config
-
-    from fdseg.benchmarks import declare_products
-
-    keys = []
-    for path in paths:
-        dataset = Config.fromfile(path).get('test_dataloader', {}).get('dataset', {})
-        keys += declare_products(dataset.get('declare', ()))
-    return keys
 
 
 def build_rows(methods, paper=None, fps_overrides=()) -> dict:

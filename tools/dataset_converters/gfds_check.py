@@ -6,7 +6,11 @@
     python tools/dataset_converters/gfds_check.py data/gfds \
         --products Tile DAGM
     python tools/dataset_converters/gfds_check.py ../shared/data \
+        --config configs/quickstart/fm_filterbank_no-train_real-defects-all-1shot.py \
         --benchmark real_defects
+
+A benchmark declared in a config (``test_dataloader.dataset.declare``, such
+as ``real_defects``) is registered with ``--config`` first.
 
 Prints per product and category the images found and the Table-1 count and
 lists every difference (naming product and category); ``--strict`` exits
@@ -18,10 +22,11 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from fdseg.benchmarks import (
+from fdseg.benchmarks import (  # noqa: E402
     BENCHMARKS,
-    PRODUCTS,  # noqa: E402
+    PRODUCTS,
     benchmark_categories,
+    declare_from_configs,
     resolve_product,
 )
 from fdseg.datasets.gfds_counts import check_counts  # noqa: E402
@@ -40,9 +45,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('data_root')
     parser.add_argument('--products', nargs='+', default=None)
-    parser.add_argument('--benchmark', default='gfds', choices=sorted(BENCHMARKS))
+    parser.add_argument(
+        '--config',
+        nargs='+',
+        default=[],
+        help='configs whose test dataset declares products (declare=...)',
+    )
+    parser.add_argument('--benchmark', default='gfds')
     parser.add_argument('--strict', action='store_true')
     args = parser.parse_args(argv)
+    declare_from_configs(args.config)
+    if args.benchmark not in BENCHMARKS:
+        parser.error(
+            f'--benchmark {args.benchmark!r}: choose from {sorted(BENCHMARKS)} '
+            '(a benchmark declared in a config needs --config CONFIG)'
+        )
     keys = (
         [resolve_product(p) for p in args.products]
         if args.products
