@@ -10,6 +10,13 @@ from mmengine.registry import init_default_scope
 
 os.environ.setdefault('YOLO_OFFLINE', '1')
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # Two workers share the cores: one torch thread each (two would spin
+    # waiting for a core the other worker holds).
+    import torch
+
+    torch.set_num_threads(1)
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED_DATA = osp.join(osp.dirname(REPO), 'shared', 'data')
 
@@ -119,3 +126,18 @@ def real_defects():
     for d in declared:
         if d['key'] in PRODUCTS and d['key'] not in before:
             unregister_product(d['key'])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the modules with the most ``slow`` tests first.
+
+    The suite runs on xdist workers one file at a time (``--dist loadfile``),
+    handed out in collection order: the long files start first, so no
+    worker is left with one of them at the end while the other idles.
+    """
+    slow = {}
+    for item in items:
+        if item.get_closest_marker('slow'):
+            slow[item.module.__name__] = slow.get(item.module.__name__, 0) + 1
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda it: (-slow.get(it.module.__name__, 0), order[id(it)]))

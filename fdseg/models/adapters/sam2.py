@@ -1,14 +1,14 @@
 """The sam2 package (1.1.x): model table and the private calls fdseg makes.
 
 Pinned by:
-    * tests/test_sam2_video.py::test_matches_video_predictor_1shot / _2shot:
+    * tests/test_models/test_sam2_video.py::test_matches_video_predictor_1shot / _2shot:
       :func:`prepare_backbone_features` and :func:`encode_new_memory` give
       the query mask of the official ``SAM2VideoPredictor``.
-    * tests/test_refiners.py::test_sam2_prompt_modes /
+    * tests/test_models/test_refiners.py::test_sam2_prompt_modes /
       test_sam2_batched_prompts_match_single: :func:`set_predictor_image_size`
       and :func:`predict_batched` give the masks of
       ``SAM2ImagePredictor.predict`` at a non-default ``image_size``.
-    * tests/test_sam2_video.py::test_sam2_model_table: the table's names.
+    * tests/test_models/test_sam2_video.py::test_sam2_model_table: the table's names.
 """
 
 from typing import Dict, Optional, Tuple

@@ -1,9 +1,9 @@
 """The ultralytics package (8.x): the private switch fdseg turns.
 
 Pinned by:
-    * tests/test_refiners.py::test_ultralytics_safe_load_adapter: the
+    * tests/test_models/test_refiners.py::test_ultralytics_safe_load_adapter: the
       switch is on inside the block and restored after it.
-    * tests/test_refiners.py::test_fastsam_masks_match_ultralytics: a
+    * tests/test_models/test_refiners.py::test_fastsam_masks_match_ultralytics: a
       FastSAM checkpoint opened under it gives ultralytics' own masks.
 """
 

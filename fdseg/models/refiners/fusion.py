@@ -10,7 +10,7 @@ prompt modes). The pipeline of eqs. 9-14 is::
 
 ``remove_overlap`` / ``select_masks`` / ``mask_coverage`` are the same
 steps on mask stacks (what the official code computes); the pipeline does
-not call them, tests/test_fusion.py pins them against the official code
+not call them, tests/test_models/test_fusion.py pins them against the official code
 and the pipeline against them.
 
 The passes over the whole mask stack (areas, overlap removal) and the

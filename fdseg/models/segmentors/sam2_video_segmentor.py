@@ -110,7 +110,7 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
     This is what ``SAM2VideoPredictor`` computes for the video
     ``[support_0, ..., support_{K-1}, query]`` after ``add_new_mask`` on
     frames ``0..K-1`` and ``propagate_in_video`` (same weights and frames
-    give the same query mask; tests/test_sam2_video.py checks it), minus the
+    give the same query mask; tests/test_models/test_sam2_video.py checks it), minus the
     state bookkeeping, the JPEG decoding and the re-encoding of the supports
     for every query.
 

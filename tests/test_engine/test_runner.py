@@ -28,12 +28,12 @@ from fdseg.engine import (
     trusted_checkpoint_loading,
 )
 from fdseg.registry import HOOKS, MODELS
+from tests.conftest import REPO
 from tests.subprocess_utils import assert_same_state as _assert_same_state
 from tests.subprocess_utils import finish as _finish
 from tests.subprocess_utils import free_port as _free_port
 from tests.subprocess_utils import start as _start
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
 BASE = osp.join(REPO, 'configs', '_base_')
 
@@ -353,15 +353,19 @@ def test_cpu_ddp_two_processes(tmp_path):
     _assert_same_state(ckpt['state_dict'], r0)
 
 
-def _bad_checkpoints(ckpt, root):
-    """Variants of a good fdseg checkpoint, each wrong in one way."""
-    good = _weights(ckpt)
+def _bad_checkpoints(good, root):
+    """Variants of a good fdseg checkpoint (a dict), each wrong in one way."""
     sd = good['state_dict']
     variants = {
         'missing': dict(good, state_dict={'linear.weight': sd['linear.weight']}),
         'unexpected': dict(good, state_dict=dict(sd, extra=torch.zeros(1))),
         'shape': dict(
             good, state_dict=dict(sd, **{'linear.weight': torch.zeros(1, 3)})
+        ),
+        # All three at once: one run of the tool checks every list is named.
+        'mismatch': dict(
+            good,
+            state_dict={'linear.weight': torch.zeros(1, 3), 'extra': torch.zeros(1)},
         ),
         'no_state_dict': dict(sd),
         'other_model': dict(
@@ -384,19 +388,40 @@ _BAD_NAMES = {
     'no_state_dict': ['is not an fdseg checkpoint', "'linear.weight'"],
     'other_model': ['checkpoint of another model', 'conv.weight'],
 }
+_BAD_NAMES['mismatch'] = (
+    _BAD_NAMES['missing'] + _BAD_NAMES['unexpected'] + _BAD_NAMES['shape']
+)
+
+
+@pytest.mark.parametrize('name', sorted(_BAD_NAMES))
+def test_check_fdseg_checkpoint_names_the_keys(tmp_path, name):
+    """Each way a checkpoint can misfit, checked in-process."""
+    from fdseg.engine import CheckpointMismatchError, check_fdseg_checkpoint
+    from tests.toy_modules import ToyRegressor
+
+    good = dict(state_dict=ToyRegressor().state_dict(), meta={})
+    paths = _bad_checkpoints(good, tmp_path)
+    ckpt = load_trusted_checkpoint(paths[name], map_location='cpu')
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_fdseg_checkpoint(ToyRegressor(), ckpt, paths[name], strict=True)
+    for text in _BAD_NAMES[name]:
+        assert text in str(err.value), (text, str(err.value))
+    assert paths[name] in str(err.value)
 
 
 @pytest.mark.slow
 def test_test_tool_checkpoints_load_strictly(trained, tmp_path):
-    """A checkpoint that does not fit the model stops the run, naming keys."""
-    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'), tmp_path)
+    """Through tools/test.py: a misfit checkpoint stops the run naming keys;
+    --non-strict loads the matching keys and says which were left out."""
+    good = _weights(osp.join(trained['resumed'], 'iter_6.pth'))
+    paths = _bad_checkpoints(good, tmp_path)
     test_py = osp.join(TOOLS, 'test.py')
     procs = {
         name: _start(
-            [test_py, trained['cfg'], path, '--work-dir', str(tmp_path / f'wd_{name}')],
+            [test_py, trained['cfg'], paths[name], '--work-dir', str(tmp_path / name)],
             cwd=str(tmp_path),
         )
-        for name, path in paths.items()
+        for name in ('mismatch', 'no_state_dict', 'other_model')
     }
     procs['non_strict'] = _start(
         [
@@ -423,7 +448,8 @@ def test_test_tool_checkpoints_load_strictly(trained, tmp_path):
 
 @pytest.mark.slow
 def test_resume_loads_strictly(trained, tmp_path):
-    paths = _bad_checkpoints(osp.join(trained['resumed'], 'iter_6.pth'), tmp_path)
+    good = _weights(osp.join(trained['resumed'], 'iter_6.pth'))
+    paths = _bad_checkpoints(good, tmp_path)
     code, out = _finish(
         _start(
             [

@@ -26,10 +26,9 @@ from fdseg.utils.config_checks import (
     misspelled_keys,
     runner_keys,
 )
+from tests.conftest import REPO
+from tests.subprocess_utils import finish, start
 
-from .subprocess_utils import finish, start
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = osp.join(
     REPO, 'configs', 'quickstart', 'fm_filterbank_no-train_synthetic-all-1shot.py'
 )
@@ -270,6 +269,7 @@ def run_tool(tool, *args, cwd=REPO):
     return code, out
 
 
+@pytest.mark.slow
 def test_test_py_syntax_error_in_base_names_file_and_line(tmp_path):
     base = write(tmp_path / 'base.py', 'a = 1\nb = dict(x=1,\n')
     cfg = write(tmp_path / 'cfg.py', "_base_ = ['./base.py']\n")
@@ -278,6 +278,7 @@ def test_test_py_syntax_error_in_base_names_file_and_line(tmp_path):
     assert f'config file {base}, line 2' in out, out[-3000:]
 
 
+@pytest.mark.slow
 def test_test_py_warns_about_misspelled_key(tmp_path):
     cfg = write(
         tmp_path / 'cfg.py', f'_base_ = [{QUICKSTART!r}]\ndefualt_hooks = dict()\n'
@@ -296,6 +297,7 @@ def test_test_py_warns_about_misspelled_key(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_test_py_rejects_wrongly_typed_cfg_options(tmp_path):
     code, out = run_tool(
         'test.py',
@@ -318,6 +320,7 @@ def test_test_py_rejects_wrongly_typed_cfg_options(tmp_path):
     assert 'NoSuchHead' not in out.replace('model.head.type=NoSuchHead', '')
 
 
+@pytest.mark.slow
 def test_train_py_rejects_wrongly_typed_cfg_options(tmp_path):
     code, out = run_tool(
         'train.py',

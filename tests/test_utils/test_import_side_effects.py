@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO
 
 # Third-party packages fdseg imports are imported first: handlers they
 # register at import are theirs, not fdseg's.

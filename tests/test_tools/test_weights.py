@@ -22,10 +22,10 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 from fdseg.registry import DATASETS
+from tests.conftest import REPO
 from tests.subprocess_utils import run_pool
-from tests.test_backbones import reference_student
+from tests.test_models.test_backbones import reference_student
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Subprocess runs of tools/test.py: CI runs them (-m ''), the default skips.
 pytestmark = pytest.mark.slow
 TEST_PY = osp.join(REPO, 'tools', 'test.py')

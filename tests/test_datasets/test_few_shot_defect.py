@@ -13,7 +13,7 @@ import torch
 from fdseg.datasets import FewShotDefectDataset
 from fdseg.datasets.transforms import episode_pipeline
 from fdseg.registry import DATASETS
-from tests.conftest import write_product
+from tests.conftest import REPO, write_product
 
 
 def build(root, **kw):
@@ -251,7 +251,7 @@ class TestBadInput:
 @pytest.mark.skipif(
     not osp.isdir(
         osp.join(
-            osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+            osp.dirname(REPO),
             'shared',
             'data',
         )

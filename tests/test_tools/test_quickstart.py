@@ -10,7 +10,8 @@ import zipfile
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO
+
 QUICKSTART = osp.join(
     REPO, 'configs', 'quickstart', 'fm_filterbank_no-train_synthetic-all-1shot.py'
 )

@@ -37,8 +37,8 @@ from fdseg.models.segmentors.sam2_video_segmentor import (  # noqa: E402
     fill_holes_in_mask_scores,
 )
 from fdseg.structures import EpisodeDataSample  # noqa: E402
+from tests.conftest import REPO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 S = 256  # SAM2 image_size and frame size of the equivalence tests
 
 
@@ -560,6 +560,7 @@ def test_configs_cover_table4():
     }
 
 
+@pytest.mark.slow
 def test_tools_test_end_to_end(tmp_path):
     """tools/test.py on generated data, random weights (SAM2-s at 256)."""
     import importlib.util

@@ -20,10 +20,9 @@ import torch
 
 from fdseg.evaluation import FewShotIoUMetric, writers
 from fdseg.evaluation.writers import OutputDirError, check_output_dirs
+from tests.conftest import REPO
+from tests.subprocess_utils import finish, start, tool_env
 
-from .subprocess_utils import finish, start, tool_env
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 QUICKSTART = osp.join(
     REPO, 'configs', 'quickstart', 'fm_filterbank_no-train_synthetic-all-1shot.py'
@@ -519,6 +518,7 @@ def finish_tool(proc, timeout):
         'show-dir-file',
     ],
 )
+@pytest.mark.slow
 def test_tools_refuse_unusable_paths_before_the_first_episode(
     tmp_path, synthetic_root, case, request
 ):
@@ -543,6 +543,7 @@ def test_tools_refuse_unusable_paths_before_the_first_episode(
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
 def test_tools_sigterm_leaves_no_staging(tmp_path, synthetic_root):
     out = tmp_path / 'out'
     proc = tool(tmp_path, synthetic_root, '--out', str(out))
@@ -561,6 +562,7 @@ def test_tools_sigterm_leaves_no_staging(tmp_path, synthetic_root):
     assert not out.exists(), os.listdir(out)
 
 
+@pytest.mark.slow
 def test_tools_later_run_cleans_stale_and_records_replay(tmp_path, synthetic_root):
     out = tmp_path / 'out'
     dead = start_stager(tmp_path, out, 'kill')

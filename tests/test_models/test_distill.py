@@ -42,12 +42,12 @@ from fdseg.models.data_preprocessors.episode_data_preprocessor import (
 )
 from fdseg.registry import DATASETS, MODELS, TRANSFORMS
 from fdseg.utils.checkpoints import CHECKPOINTS
+from tests.conftest import REPO
 from tests.subprocess_utils import assert_same_state as _assert_same_state
 from tests.subprocess_utils import finish_ok as _finish
 from tests.subprocess_utils import free_port as _free_port
 from tests.subprocess_utils import start as _start
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
 BASE = osp.join(REPO, 'configs', '_base_')
 DISTILL_CFGS = sorted(glob(osp.join(REPO, 'configs', 'distill', '*.py')))

@@ -11,6 +11,7 @@ from torch import nn
 
 from fdseg.registry import MODELS
 from fdseg.utils import checkpoints as ck
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -282,7 +283,7 @@ def test_distilled_student_export_roundtrip(tmp_path):
     ckpt = dict(state_dict=state, message_hub=dict(x=object.__class__))
     torch.save(ckpt, tmp_path / 'iter_1.pth')
     tool = osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))),
+        REPO,
         'tools',
         'model_converters',
         'distilled_student_to_pdn.py',

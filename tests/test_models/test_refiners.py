@@ -17,6 +17,7 @@ import torch
 from fdseg.models.refiners import FastSAMRefiner, MaskFusion, SAM2PromptRefiner
 from fdseg.models.refiners.sam2_prompt_refiner import prompts_from_mask
 from fdseg.registry import MODELS
+from tests.conftest import REPO
 
 os.environ.setdefault('YOLO_OFFLINE', '1')
 # The FastSAM tests need ultralytics, the SAM2 tests sam2: each skips on its
@@ -168,7 +169,7 @@ def test_fm_fastsam_config_in_segmentor(fastsam_ckpt):
 
     from fdseg.structures import EpisodeDataSample
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = REPO
     cfg = Config.fromfile(
         os.path.join(
             repo, 'configs/fm/fm-fastsam_pdn-l_no-train_synthetic-all-1shot.py'

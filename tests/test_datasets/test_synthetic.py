@@ -23,8 +23,8 @@ from fdseg.datasets.utils.synthetic import (
     textures,
 )
 from fdseg.datasets.utils.synthetic import generator as synthetic
+from tests.conftest import REPO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_benchmark.py')
 SIZE = 96  # small images keep the module fast
 N = 3
