@@ -60,6 +60,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun_train(config, work_dir, nproc=2) -> list:
+    """Arguments for ``python`` running ``tools/train.py`` under torchrun.
+
+    Two CPU processes on this machine (gloo), a free port each call.
+    """
+    tools = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools'
+    )
+    return [
+        '-m',
+        'torch.distributed.run',
+        '--nnodes=1',
+        f'--nproc_per_node={nproc}',
+        '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}',
+        os.path.join(tools, 'train.py'),
+        str(config),
+        '--launcher',
+        'pytorch',
+        '--work-dir',
+        str(work_dir),
+    ]
+
+
 def assert_same_state(a, b) -> None:
     assert a.keys() == b.keys()
     for k in a:

@@ -31,8 +31,8 @@ from fdseg.registry import HOOKS, MODELS
 from tests.conftest import REPO
 from tests.subprocess_utils import assert_same_state as _assert_same_state
 from tests.subprocess_utils import finish as _finish
-from tests.subprocess_utils import free_port as _free_port
 from tests.subprocess_utils import start as _start
+from tests.subprocess_utils import torchrun_train as _torchrun_train
 
 TOOLS = osp.join(REPO, 'tools')
 BASE = osp.join(REPO, 'configs', '_base_')
@@ -319,20 +319,7 @@ def test_cpu_ddp_two_processes(tmp_path):
     wd = str(tmp_path / 'wd')
     for attempt in range(2):  # a raced free port gets one retry
         proc = _start(
-            [
-                '-m',
-                'torch.distributed.run',
-                '--nnodes=1',
-                '--nproc_per_node=2',
-                '--master_addr=127.0.0.1',
-                f'--master_port={_free_port()}',
-                osp.join(TOOLS, 'train.py'),
-                cfg,
-                '--launcher',
-                'pytorch',
-                '--work-dir',
-                wd,
-            ],
+            _torchrun_train(cfg, wd),
             cwd=str(tmp_path),
         )
         code, out = _finish(proc, 150)

@@ -45,8 +45,8 @@ from fdseg.utils.checkpoints import CHECKPOINTS
 from tests.conftest import REPO
 from tests.subprocess_utils import assert_same_state as _assert_same_state
 from tests.subprocess_utils import finish_ok as _finish
-from tests.subprocess_utils import free_port as _free_port
 from tests.subprocess_utils import start as _start
+from tests.subprocess_utils import torchrun_train as _torchrun_train
 
 TOOLS = osp.join(REPO, 'tools')
 BASE = osp.join(REPO, 'configs', '_base_')
@@ -581,20 +581,7 @@ def test_cpu_ddp_two_processes(image_root, tmp_path):
     )
     wd = str(tmp_path / 'wd')
     proc = _start(
-        [
-            '-m',
-            'torch.distributed.run',
-            '--nnodes=1',
-            '--nproc_per_node=2',
-            '--master_addr=127.0.0.1',
-            f'--master_port={_free_port()}',
-            osp.join(TOOLS, 'train.py'),
-            cfg,
-            '--launcher',
-            'pytorch',
-            '--work-dir',
-            wd,
-        ],
+        _torchrun_train(cfg, wd),
         str(tmp_path),
     )
     _finish(proc)  # torchrun exits 0 only if both workers did
