@@ -24,16 +24,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 import fdseg  # noqa: E402,F401
 import fdseg.utils  # noqa: E402
-from fdseg.engine import CheckpointMismatchError, finalize_dist  # noqa: E402
+from fdseg.engine import USER_ERRORS, finalize_dist  # noqa: E402
 from fdseg.registry import RUNNERS  # noqa: E402
-from fdseg.utils.checkpoints import (
-    ChecksumMismatchError,  # noqa: E402
-    MissingCheckpointError,
-)
 from fdseg.utils.config_checks import load_config  # noqa: E402
-
-# Errors whose message is the whole story: printed without a traceback.
-USER_ERRORS = (MissingCheckpointError, ChecksumMismatchError, CheckpointMismatchError)
 
 
 def register_all_modules():

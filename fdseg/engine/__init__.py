@@ -1,5 +1,8 @@
 """Training / testing machinery: runner, checkpoints, distributed, hooks."""
 
+from fdseg.evaluation.writers import OutputDirError
+from fdseg.utils.checkpoints import ChecksumMismatchError, MissingCheckpointError
+
 from .checkpoint import (
     TRUSTED_PREFIX,
     load_trusted_checkpoint,
@@ -20,7 +23,18 @@ from .weights import (
     weights_report,
 )
 
+#: Errors whose message is the whole story (a missing weight file, a
+#: checkpoint that does not fit, an unusable output path): the tools print
+#: them without a traceback and exit with status 1.
+USER_ERRORS = (
+    MissingCheckpointError,
+    ChecksumMismatchError,
+    CheckpointMismatchError,
+    OutputDirError,
+)
+
 __all__ = [
+    'USER_ERRORS',
     'FDSegRunner',
     'CPUDistributedDataParallel',
     'init_cpu_dist',
