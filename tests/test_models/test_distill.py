@@ -673,3 +673,55 @@ def test_distill_configs(cfg_path, image_root):
     )
     loss = model(data['inputs'], mode='loss')['loss_distill']
     assert torch.isfinite(loss)
+
+
+@pytest.mark.slow
+def test_train_tool_loads_the_teacher_or_names_the_file(image_root, tmp_path):
+    """``tools/train.py`` on a distillation config, the way a user runs it:
+    the teacher's official-format file in the cache is loaded (and reported
+    with its sha256 prefix); with the cache empty the run stops first,
+    naming the file and where to put it."""
+    import timm
+
+    from fdseg.utils.checkpoints import CHECKPOINTS
+    from tests.subprocess_utils import run_pool
+
+    fname = CHECKPOINTS['dino_vits8']['filename']
+    full, empty = tmp_path / 'cache', tmp_path / 'empty'
+    full.mkdir()
+    empty.mkdir()
+    vit = timm.create_model(
+        'vit_small_patch8_224', pretrained=False, num_classes=0, depth=1
+    )
+    torch.save(vit.state_dict(), full / fname)  # official keys = timm's
+    cfg = osp.join(
+        REPO, 'configs', 'distill', 'distill_pdn-s_dino-vits8_160k_imagenet.py'
+    )
+    opts = [
+        '--cfg-options',
+        f'train_dataloader.dataset.data_root={image_root}',
+        'train_dataloader.batch_size=1',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'train_cfg.max_iters=1',
+        'model.teacher.timm_kwargs.depth=1',
+    ]
+    train = osp.join(TOOLS, 'train.py')
+    jobs = {
+        name: (
+            [train, cfg, '--work-dir', str(tmp_path / name), *opts],
+            str(tmp_path),
+            {'FDSEG_CHECKPOINT_DIR': str(cache)},
+        )
+        for name, cache in (('full', full), ('empty', empty))
+    }
+    done = run_pool(jobs, width=2, timeout=300)
+    code, log = done['full']
+    assert code == 0, log[-4000:]
+    report = log.split('Weights of this run')[1][:1500]
+    assert f'teacher (DINOViT): dino_vits8 <- {full / fname}' in report
+    assert 'RANDOM' not in report  # the student is trained from scratch
+    code, log = done['empty']
+    assert code == 1, log[-4000:]
+    assert f"error: Checkpoint 'dino_vits8' (file '{fname}')" in log
+    assert str(empty / fname) in log and 'Traceback' not in log

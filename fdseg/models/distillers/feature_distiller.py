@@ -114,6 +114,9 @@ class FeatureDistiller(BaseModel):
             )
         self.teacher = MODELS.build(teacher)
         self.student = MODELS.build(student)
+        # The student is trained from scratch here: random initial weights
+        # are the recipe, not a missing file (see the runner's weights report).
+        self.student.expects_pretrained = False
         self.loss_decode = MODELS.build(loss_decode)
         self.teacher_input_size = to_hw(teacher_input_size)
         self.teacher_norm = teacher_norm
