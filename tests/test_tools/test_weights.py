@@ -352,3 +352,80 @@ def test_fdseg_checkpoint_needs_no_pretrained_file(tool_runs, cache, data, monke
     assert set(preds) == set(ref)
     for path, mask in ref.items():
         assert np.array_equal(preds[path], mask), path
+
+
+# The public API as a user's script runs it: FM-s, one support, two queries.
+_API_SCRIPT = """
+import json, sys
+import numpy as np
+from fdseg.apis import FewShotInferencer
+from fdseg.utils.checkpoints import MissingCheckpointError
+config, support, mask, out = sys.argv[1:5]
+queries = sys.argv[5:]
+try:
+    inf = FewShotInferencer(config)
+except MissingCheckpointError as e:
+    print('MISSING:', e)
+    sys.exit(3)
+inf.set_support([support], [mask])
+np.savez(out, *inf(queries))
+"""
+
+
+def test_inferencer_api_uses_the_cached_weights(
+    cache, synthetic_root, tmp_path, monkeypatch
+):
+    """``FewShotInferencer(config)`` in a user's script loads the cached
+    FM-s file (its masks equal the same API in this process with the same
+    file) and, with the cache empty, raises naming the file."""
+    import glob as _glob
+
+    from fdseg.apis import FewShotInferencer
+    from fdseg.utils.checkpoints import CHECKPOINTS
+
+    imgs = sorted(_glob.glob(osp.join(synthetic_root, 'fabric', 'images', '*', '*')))
+    support = imgs[0]
+    mask = support.replace('/images/', '/ground_truth/').rsplit('.', 1)[0] + '.png'
+    queries = imgs[1:3]
+    config = _cfg(FAMILIES['pdn'][0])
+    script = tmp_path / 'user_script.py'
+    script.write_text(_API_SCRIPT)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    jobs = {
+        name: (
+            [
+                str(script),
+                config,
+                support,
+                mask,
+                str(tmp_path / f'{name}.npz'),
+                *queries,
+            ],
+            str(tmp_path),
+            {'FDSEG_CHECKPOINT_DIR': str(c)},
+        )
+        for name, c in (('full', cache), ('empty', empty))
+    }
+    done = run_pool(jobs, width=2, timeout=300)
+    code, log = done['full']
+    assert code == 0, log[-4000:]
+    code, log = done['empty']
+    fname = CHECKPOINTS['gfds_fm_small']['filename']
+    assert code == 3 and str(empty / fname) in log, log[-3000:]
+
+    monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(cache))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the script (tool_env: one thread)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            inf = FewShotInferencer(config)
+        inf.set_support([support], [mask])
+        ref = inf(queries)
+    finally:
+        torch.set_num_threads(threads)
+    got = np.load(tmp_path / 'full.npz')
+    assert len(got.files) == len(ref) == 2
+    for i, r in enumerate(ref):
+        assert np.array_equal(got[f'arr_{i}'], r)
