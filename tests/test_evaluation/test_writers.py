@@ -112,6 +112,9 @@ def readonly_dir(tmp_path):
 # (a live owner) or dies without cleaning up (SIGKILL: a stale folder).
 STAGER = """
 import os, signal, sys, time
+# As in a terminal: a parent that ran us in the background may have left
+# SIGINT ignored, and an ignored signal is (rightly) kept ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, sys.argv[3])  # this checkout's fdseg
 import torch
 from fdseg.evaluation import FewShotIoUMetric
