@@ -438,9 +438,14 @@ class FewShotInferencer:
             name = f'masks[{i}]' + (f' ({os.fspath(m)})' if is_path(m) else '')
             m = self._load_mask(m, name)
             if m.shape[:2] != im.shape[:2]:
+                files = ''
+                if is_path(masks[i]) and is_path(images[i]):
+                    files = (
+                        f' (mask {os.fspath(masks[i])}, image {os.fspath(images[i])})'
+                    )
                 raise ValueError(
-                    f'support {i}: mask is {m.shape[:2]} but image is {im.shape[:2]}'
-                    + (f' ({name})' if is_path(masks[i]) else '')
+                    f'support {i}: mask is {m.shape[:2]} but image is '
+                    f'{im.shape[:2]} (H, W){files}'
                 )
             imgs.append(im)
             ms.append(m)
