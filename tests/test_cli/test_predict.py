@@ -305,6 +305,12 @@ def _main(user, capsys, **over):
     'breakage,over,match',
     [
         (
+            lambda u: shutil.copy(u / 'line/q.png', u / 'line/q.jpg'),
+            {},
+            r'--source: .*q\.jpg and .*q\.png would both be written as q\.png',
+        ),
+        (lambda u: None, {'threshold': '1.5'}, r'--threshold .* in \[0, 1\], got 1.5'),
+        (
             lambda u: os.remove(u / 'support/masks/b.png'),
             {},
             r'--support .*support: .*support/images/b\.png has no mask in '
@@ -346,6 +352,8 @@ def _main(user, capsys, **over):
         ),
     ],
     ids=[
+        'same-stem',
+        'bad-threshold',
         'missing-mask',
         'size-mismatch',
         'empty-mask',
