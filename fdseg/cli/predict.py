@@ -57,7 +57,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         'predict',
         help='segment new images against a support folder',
-        description=__doc__.split('\n\n')[0],
+        description='Segment new images against a support folder: masks at the '
+        'original size, overlays, score maps and results.jsonl.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Layout of --support and of the output: docs/own_data.md',
     )
