@@ -390,3 +390,58 @@ def test_support_folder_classes(tmp_path):
         'masks/scratch/c.png',
     ]
     assert (labels, names) == ([1, 2, 2], ['dent', 'scratch'])
+
+
+class _FakePredictor:
+    """Thresholds the red channel; raises on the image named ``crash``."""
+
+    class_names = ('background', 'defect')
+
+    def predict_batch(self, items):
+        from fdseg.apis import FewShotResult
+
+        out = []
+        for name, rgb in items:
+            if name.startswith('crash'):
+                raise RuntimeError('model crashed')
+            score = rgb[..., 0].astype(np.float32) / 255
+            out.append(FewShotResult.from_maps(name, score > 0.5, score, image=rgb))
+        return out
+
+    def describe(self):
+        return dict(kind='fake')
+
+
+def test_crash_mid_run_leaves_the_earlier_output(tmp_path):
+    """A run that stops half-way writes nothing at --out: an earlier output
+    stays as it was, no staging folder is left; a finished run replaces the
+    earlier output as a whole."""
+    from fdseg.cli.predict import predict_to_folder
+
+    src = tmp_path / 'line'
+    src.mkdir()
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[2:5, 2:6] = (0, 0, 255)  # red in BGR
+    for name in ('a', 'b', 'crash'):
+        cv2.imwrite(str(src / f'{name}.png'), img)
+    out = tmp_path / 'out'
+    first = predict_to_folder(
+        _FakePredictor(), str(src / 'a.png'), str(out), overlay=True
+    )
+    assert first['defect'] == 1 and sorted(os.listdir(out)) == [
+        'masks',
+        'overlays',
+        'results.jsonl',
+        'summary.json',
+    ]
+    before = (out / 'results.jsonl').read_text()
+    with pytest.raises(RuntimeError, match='model crashed'):
+        predict_to_folder(_FakePredictor(), str(src), str(out), batch_size=1)
+    assert (out / 'results.jsonl').read_text() == before
+    assert os.listdir(out / 'masks') == ['a.png']
+    assert sorted(os.listdir(tmp_path)) == ['line', 'out']  # no staging left
+    os.remove(src / 'crash.png')
+    predict_to_folder(_FakePredictor(), str(src), str(out))
+    assert sorted(os.listdir(out)) == ['masks', 'results.jsonl', 'summary.json']
+    lines = (out / 'results.jsonl').read_text().splitlines()
+    assert [json.loads(x)['instances'][0]['bbox'] for x in lines] == [[2, 2, 4, 3]] * 2
