@@ -165,8 +165,8 @@ CHECKPOINTS: Dict[str, Dict[str, Any]] = {
         'https://drive.google.com/file/d/11yONyypvBEYZEh9NIOJBGMdiLLAgsMgj/'
         'view?usp=sharing',
         'ssp_resnet50.pth',
-        "SSP deep-stem ResNet-50 (stem as nn.Sequential: conv1.0/1/3/4/6 and "
-        "bn1). The official code expects it as pretrained/resnet50.pth; save "
+        'SSP deep-stem ResNet-50 (stem as nn.Sequential: conv1.0/1/3/4/6 and '
+        'bn1). The official code expects it as pretrained/resnet50.pth; save '
         'it here as ssp_resnet50.pth (the generic name would be ambiguous in '
         'a shared cache). No sha256 is published.',
         format='state_dict',

@@ -53,7 +53,8 @@ def _layer(inp, planes, n, stride, first_dil=1, dil=1, last_relu=True):
     down = None
     if stride != 1 or inp != planes * 4:
         down = nn.Sequential(
-            nn.Conv2d(inp, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
+            nn.Conv2d(inp, planes * 4, 1, stride, bias=False),
+            nn.BatchNorm2d(planes * 4),
         )
     blocks = [_Bottleneck(inp, planes, stride, first_dil, down)]
     for i in range(1, n):
