@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fdseg.models.utils import downsample_mask
 from fdseg.registry import MODELS
 
 from .base_few_shot_head import BaseFewShotHead
@@ -186,13 +185,8 @@ class PFENetHead(BaseFewShotHead):
         return tuple(feats[i] for i in self.in_index)
 
     def _down(self, mask: Tensor, size) -> Tensor:
-        return self.downsample_support_masks(mask, size)[:, None]
-
-    def downsample_support_masks(self, masks: Tensor, size) -> Tensor:
-        """``[S, H, W]`` -> ``[S, h, w]``, bilinear with ``align_corners``."""
-        return downsample_mask(
-            masks, size, self.mask_downsample, align_corners=self.align_corners
-        )
+        """``[S, H, W]`` -> ``[S, 1, h, w]`` (shared rule, ``align_corners``)."""
+        return self.downsample_support_masks(mask, size, self.align_corners)[:, None]
 
     # ------------------------------------------------------------------
     def encode_support(

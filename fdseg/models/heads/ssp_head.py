@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fdseg.models.utils import downsample_mask
 from fdseg.registry import MODELS
 
 from .base_few_shot_head import BaseFewShotHead
@@ -119,12 +118,8 @@ class SSPHead(BaseFewShotHead):
         Returns:
             Tensor: ``[N, C]``.
         """
-        m = downsample_mask(
-            mask,
-            feat.shape[-2:],
-            self.mask_downsample,
-            align_corners=self.align_corners,
-        )[:, None]
+        m = self.downsample_support_masks(mask, feat.shape[-2:], self.align_corners)
+        m = m[:, None]
         return (feat * m).sum((2, 3)) / (m.sum((2, 3)) + self.map_eps)
 
     def similarity(self, feat: Tensor, fg: Tensor, bg: Tensor) -> Tensor:

@@ -47,7 +47,7 @@ def downsample_mask(
         mode (str):
             - ``'cover'``: a cell is foreground if it contains any foreground
               pixel (official GFDS matcher).
-            - ``'bilinear'``: bilinear interpolation (``align_corners``),
+            - ``'bilinear'``: bilinear interpolation (align_corners=False),
               soft values in [0, 1].
             - ``'nearest'``: nearest neighbour.
             - ``'bilinear_nearest'``: bilinear, but a mask whose foreground
@@ -55,8 +55,10 @@ def downsample_mask(
               foreground) is taken with nearest instead, and with ``'cover'``
               if it vanishes again (paper Sec. 6). Soft values are kept.
         threshold (float): Vanishing test for ``'bilinear_nearest'``.
-        align_corners (bool): Of the bilinear modes (PFENet and SSP
-            downsample with ``align_corners=True``).
+        align_corners (bool): Of the bilinear interpolation (modes
+            ``'bilinear'`` and ``'bilinear_nearest'``). The official PFENet,
+            SSP, HSNet and PATNet codes downsample support masks with
+            ``align_corners=True``.
 
     Returns:
         Tensor: ``[N, h, w]`` float masks.
