@@ -224,3 +224,38 @@ def test_episode_sampler_shards_like_one_process_with_the_global_batch():
                 one[step * batch : (step + 1) * batch]
             )
     assert _sampler(n, 0, 1, 0) != [(0, i) for _, i in _sampler(n, 0, 1, 1)]
+
+
+def test_empty_support_masks_are_drawn_again(tmp_path):
+    import cv2
+
+    from tests.conftest import write_product
+
+    root = str(tmp_path)
+    write_product(root, 'p', ['x'], n=4, size=(32, 32))
+    empty = osp.join(root, 'p', 'ground_truth', 'x', 'x_001.png')
+    cv2.imwrite(empty, np.zeros((32, 32), np.uint8))
+
+    def supports(mode):
+        ds = FewShotDefectDataset(
+            data_root=root,
+            products=['p'],
+            support_draw='per_epoch',
+            empty_supports=mode,
+            pipeline=episode_pipeline(32),
+        )
+        out = []
+        for epoch in range(4):
+            for i in range(len(ds)):
+                d = ds[(epoch, i)]
+                sample = d['data_samples']
+                out.append((sample.support_paths, int(sample.support_masks.sum())))
+        return out
+
+    kept = supports('keep')
+    assert any(n == 0 for _, n in kept)  # the empty mask is drawn as it is
+    redrawn = supports('redraw')
+    assert all(n > 0 for _, n in redrawn)
+    # Only the episodes that drew the empty mask changed.
+    for (pk, nk), (pr, nr) in zip(kept, redrawn):
+        assert (pk == pr) == (nk > 0)
