@@ -93,7 +93,7 @@ def test_per_epoch_supports_are_fresh_and_reproducible(gfds_root):
     again = _dataset(gfds_root)
     assert len(ds) == 8  # 2 categories x 4 images, each the query once
     drawn = set()
-    for epoch in range(6):
+    for epoch in range(4):
         for i in range(len(ds)):
             ep = ds.get_data_info((epoch, i))
             # A pure function of (seed, epoch, query).
@@ -108,7 +108,7 @@ def test_per_epoch_supports_are_fresh_and_reproducible(gfds_root):
             assert ep['epoch'] == epoch
             if i == 0:
                 drawn.add(tuple(ep['support_paths']))
-    # Three candidates, six epochs: the draw changes between epochs.
+    # Three candidates, four epochs: the draw changes between epochs.
     assert len(drawn) > 1
     # Another seed, other draws.
     other = _dataset(gfds_root, seed=1)

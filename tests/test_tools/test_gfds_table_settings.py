@@ -64,18 +64,16 @@ def outputs(tmp_path):
                 R_small=(15.0, 52.0, dict(fins=15.0)),
             ),
         ),
-        out=str(tmp_path / 't4'),
     )
 
 
-def test_cross_domain_and_in_domain_rows(outputs):
+def test_cross_domain_and_in_domain_rows(outputs, capsys):
     o = outputs
     with pytest.warns(UserWarning, match='cross-domain row without'):
-        rows, files = _tool().main(
+        rows, _ = _tool().main(
             [
                 '--cross-domain', 'M', o['fold0'], o['fold1'],
                 '--in-domain', 'M*', o['in_domain'], o['fold0'], o['fold1'],
-                '--out-dir', o['out'],
             ]
         )  # fmt: skip
     cross, star = rows['M'], rows['M*']
@@ -92,7 +90,7 @@ def test_cross_domain_and_in_domain_rows(outputs):
         (5 * 55 + 3 * 65 + 20 + 3 * 15) / 12
     )
     assert star['average']['FB_IoU'] == pytest.approx((70 + 75 + 55 + 52) / 4)
-    md = open(files['markdown']).read()
+    md = capsys.readouterr().out
     assert '| M | 40.0, 60.0 |' in md and '| M* | 55.0, 70.0 |' in md
 
 
