@@ -51,11 +51,11 @@ val_dataloader = dict(
 )
 
 model = dict(backbone=dict(base_channels=16, stage_blocks=(1, 1, 1), init_cfg=None))
-# From scratch, 30x the official lr (1e-3, for a pretrained backbone), no
+# From scratch, 10x the official lr (1e-3, for a pretrained backbone), no
 # step decay within these few epochs.
-optim_wrapper = dict(optimizer=dict(lr=3e-2))
+optim_wrapper = dict(optimizer=dict(lr=1e-2))
 param_scheduler = []
-max_epochs = 20
+max_epochs = 16
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 default_hooks = dict(
     logger=dict(interval=6),
