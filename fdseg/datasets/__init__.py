@@ -2,6 +2,7 @@ from .few_shot_defect import FewShotDefectDataset, ProductSpec, SyntheticDefectD
 from .folder_dataset import FolderFewShotDataset
 from .gfds_dataset import GFDSDataset
 from .image_folder import ImageFolderDataset
+from .samplers import EpisodeSampler
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     'SyntheticDefectDataset',
     'ImageFolderDataset',
     'GFDSDataset',
+    'EpisodeSampler',
 ]

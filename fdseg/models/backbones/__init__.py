@@ -1,6 +1,14 @@
 from .filter_bank import FilterBank
 from .pdn import PDNStudent
 from .resnet import ResNetLayer
+from .resnet_deep_stem import ResNetDeepStem
 from .vit import DINOv2ViT, DINOViT
 
-__all__ = ['FilterBank', 'PDNStudent', 'ResNetLayer', 'DINOViT', 'DINOv2ViT']
+__all__ = [
+    'FilterBank',
+    'PDNStudent',
+    'ResNetLayer',
+    'ResNetDeepStem',
+    'DINOViT',
+    'DINOv2ViT',
+]
