@@ -313,12 +313,15 @@ def test_weighted_gap_and_prior_by_hand():
     assert torch.allclose(prior.flatten(), exp, atol=1e-6)
 
 
-def test_pfenet_needs_its_backbone_and_a_defect():
-    head = MODELS.build(dict(type='PFENetHead', in_channels=(4, 4, 4), reduce_dim=4))
-    feats = tuple(torch.randn(1, 4, 2, 2) for _ in range(3))
+def test_pfenet_needs_its_backbone_and_warns_on_an_empty_support():
+    head = MODELS.build(
+        dict(type='PFENetHead', in_channels=(64, 128, 256), reduce_dim=4)
+    )
+    feats = tuple(torch.randn(1, c, 2, 2) for c in (64, 128, 256))
     with pytest.raises(RuntimeError, match='attach_backbone'):
         head.encode_support(feats, torch.ones(1, 16, 16, dtype=torch.long))
     head.attach_backbone(MODELS.build(dict(type='ResNetDeepStem', **TINY)))
-    with pytest.raises(ValueError, match='no defect'):
-        head.encode_support(feats, torch.zeros(1, 16, 16, dtype=torch.long))
+    with pytest.warns(UserWarning, match='no defect'):
+        state = head.encode_support(feats, torch.zeros(1, 16, 16, dtype=torch.long))
+    assert not state['proto'].any() and not state['feat4'].any()  # no NaN
     assert not any(k.startswith('_backbone') for k in head.state_dict())

@@ -251,3 +251,27 @@ def test_backbone_rejects_bad_arguments():
         MODELS.build(dict(type='ResNetDeepStem', depth=34))
     with pytest.raises(ValueError, match='out_indices'):
         MODELS.build(dict(type='ResNetDeepStem', num_stages=3, out_indices=(3,)))
+
+
+def test_pfenet_config_without_its_file_names_it(tmp_path, monkeypatch):
+    """The PFENet config's model with an empty cache: init_weights stops
+    naming resnet50_v2.pth and where to put it (tools/test.py prints this
+    message; the subprocess path is covered by the SSP family of
+    tests/test_tools/test_weights.py)."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv(ck.ENV_CHECKPOINT_DIR, str(tmp_path))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/pfenet/pfenet_r50-deep_400e_gfds-fold0-1shot.py')
+    )
+    cfg.model.backbone.update(TINY)
+    cfg.model.head.update(in_channels=(64, 128, 256), reduce_dim=8)
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ck.MissingCheckpointError) as e:
+        model.init_weights()
+    assert str(tmp_path / 'resnet50_v2.pth') in str(e.value)
+    assert ck.ENV_CHECKPOINT_DIR in str(e.value)

@@ -286,3 +286,12 @@ def test_support_and_self_losses_by_hand():
     ce = math.log1p(math.exp(-10))
     loss = head.ce(state['logits'], masks)
     assert loss.item() == pytest.approx(ce, rel=1e-3)  # float32 log-softmax
+
+
+def test_empty_support_warns_and_stays_finite():
+    head = _head()
+    feat = torch.randn(1, 4, 3, 3)
+    with pytest.warns(UserWarning, match='no defect'):
+        state = head.encode_support(feat, torch.zeros(1, 12, 12, dtype=torch.long))
+    assert not state['fg'].any()
+    assert torch.isfinite(head.forward(torch.randn(1, 4, 4, 4), [state])).all()

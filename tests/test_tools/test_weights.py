@@ -47,6 +47,10 @@ GFDS = [
     'test_dataloader.num_workers=0',
     'custom_hooks=[]',
 ]
+DEEP_STEM = [
+    'model.backbone.base_channels=8',
+    'model.backbone.stage_blocks=[1,1,2]',
+]
 
 # family -> (config, cfg-options, files it needs: registered names)
 FAMILIES = {
@@ -82,6 +86,16 @@ FAMILIES = {
         'sam2/sam2_hiera-s-256_no-train_synthetic-all-1shot.py',
         SYNTH,
         ['sam2.1_hiera_small'],
+    ),
+    # The deep-stem ResNet-50 at a tiny width (SSP's official key layout).
+    # PFENet loads the same backbone class through the same resolver; its
+    # trained head needs an fdseg checkpoint, so a test.py run here would
+    # only repeat this path (its missing-file message is checked in-process,
+    # tests/test_models/test_resnet_deep_stem.py).
+    'ssp': (
+        'ssp/ssp_r50-deep_no-train_gfds-all-1shot.py',
+        GFDS + DEEP_STEM,
+        ['ssp_resnet50'],
     ),
 }
 
@@ -133,6 +147,13 @@ def _write_sam2(path):
     torch.save({'model': net.state_dict()}, path)
 
 
+def _write_ssp_resnet(path):
+    from tests.test_models.test_resnet_deep_stem import OfficialSSPResNet, randomise
+
+    torch.manual_seed(6)
+    torch.save(randomise(OfficialSSPResNet(8, (1, 1, 2)), 7).state_dict(), path)
+
+
 WRITERS = {
     'gfds_fm_small': lambda p: _write_pdn(p, False),
     'gfds_fm_large': lambda p: _write_pdn(p, True),
@@ -143,6 +164,7 @@ WRITERS = {
     'torchvision_resnet18': _write_resnet18,
     'fastsam_s': _write_fastsam,
     'sam2.1_hiera_small': _write_sam2,
+    'ssp_resnet50': _write_ssp_resnet,
 }
 
 
@@ -232,6 +254,7 @@ def tool_runs(cache, data, tmp_path_factory):
         'resnet',
         'dino',
         'dinov2',
+        'ssp',
     ):
         jobs[family, 'full'] = _job(family, data, cache, root / f'{family}_full')
         jobs[family, 'empty'] = _job(family, data, empty, root / f'{family}_empty')

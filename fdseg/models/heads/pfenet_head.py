@@ -28,6 +28,7 @@ size formula ``(H - 1) / 8 * 8 + 1`` is ``H`` for any ``H``. GFDS runs 256
 with no padding or resizing of the image.
 """
 
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -217,9 +218,14 @@ class PFENetHead(BaseFewShotHead):
         fg = (support_masks == 1).float()
         empty = (fg.flatten(1).amax(1) == 0).nonzero().flatten().tolist()
         if empty:
-            raise ValueError(
-                f'support mask(s) {empty} have no defect pixel: PFENet needs '
-                'a defect in every support image'
+            # The official code runs on (no NaN); say so instead of
+            # silently matching against nothing.
+            warnings.warn(
+                f'support mask(s) {empty} of this episode have no defect '
+                'pixel: PFENet matches the query against a zero prototype '
+                'and a zero prior (as the official code does)',
+                UserWarning,
+                stacklevel=2,
             )
         f2, f3, _ = self._levels(support_feats)
         mask3 = self._down(fg, f3.shape[-2:])

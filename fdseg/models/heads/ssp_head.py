@@ -23,6 +23,7 @@ prototypes and the supports' similarity to their prototypes:
 ``loss = CE(out2) + CE(out1) + CE(self) + 0.2 * CE(support)``.
 """
 
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -199,9 +200,14 @@ class SSPHead(BaseFewShotHead):
         fg_m = (support_masks == 1).float()
         empty = (fg_m.flatten(1).amax(1) == 0).nonzero().flatten().tolist()
         if empty:
-            raise ValueError(
-                f'support mask(s) {empty} have no defect pixel: SSP needs a '
-                'defect in every support image'
+            # The official code runs on (no NaN); say so instead of
+            # silently matching against nothing.
+            warnings.warn(
+                f'support mask(s) {empty} of this episode have no defect '
+                'pixel: SSP matches the query against a zero foreground prototype '
+                '(as the official code does)',
+                UserWarning,
+                stacklevel=2,
             )
         fg = self.masked_average(feat, fg_m)
         bg = self.masked_average(feat, (support_masks == 0).float())
