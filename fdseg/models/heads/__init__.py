@@ -1,5 +1,7 @@
 from .base_few_shot_head import BaseFewShotHead
 from .baseline_heads import AllBackgroundHead, PasteSupportMaskHead
+from .hsnet_head import HPNLearner, HSNetHead
+from .patnet_head import PATNetHead
 from .prototype_matcher_head import PrototypeMatcherHead
 
 __all__ = [
@@ -7,4 +9,7 @@ __all__ = [
     'PrototypeMatcherHead',
     'AllBackgroundHead',
     'PasteSupportMaskHead',
+    'HPNLearner',
+    'HSNetHead',
+    'PATNetHead',
 ]
