@@ -109,3 +109,57 @@ class ToyDumpStateHook(Hook):
 
     def after_train(self, runner):
         self._dump(runner, f'rank{get_rank()}.pt')
+
+
+# ----------------------------------------------------------------------
+# Episodic training (tests/test_engine/test_episodic_training.py)
+# ----------------------------------------------------------------------
+from fdseg.models.heads.base_few_shot_head import BaseFewShotHead  # noqa: E402
+
+
+@MODELS.register_module(force=True)
+class ToyCrossEntropy(nn.CrossEntropyLoss):
+    """Pixel cross entropy, label 255 ignored."""
+
+    def __init__(self):
+        super().__init__(ignore_index=255)
+
+
+@MODELS.register_module(force=True)
+class ToyConvBackbone(nn.Module):
+    """Two strided 3x3 convs: ``[B, 3, H, W]`` -> ``[B, C, H/4, W/4]``."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, channels, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
+@MODELS.register_module(force=True)
+class ToyEpisodeHead(BaseFewShotHead):
+    """Masked-average prototype, concatenated to the query, 1x1 conv.
+
+    Trainable, without dropout or batch norm, so that 2-process DDP equals
+    one process with the same global batch and a resumed run equals an
+    uninterrupted one bit for bit. Support masks go through the shared
+    :meth:`downsample_support_masks` (``mask_downsample``).
+    """
+
+    def __init__(self, channels: int = 8, **kwargs):
+        kwargs.setdefault('mask_downsample', 'bilinear_nearest')
+        kwargs.setdefault('loss_decode', dict(type='ToyCrossEntropy'))
+        super().__init__(**kwargs)
+        self.cls = nn.Conv2d(2 * channels, 2, 1)
+
+    def encode_support(self, support_feats, support_masks, support_labels=None):
+        m = self.downsample_support_masks(support_masks, support_feats.shape[-2:])
+        proto = (support_feats * m[:, None]).sum((0, 2, 3)) / (m.sum() + 1e-5)
+        return dict(proto=proto)
+
+    def forward(self, query_feats, supports):
+        protos = torch.stack([s['proto'] for s in supports])[:, :, None, None]
+        x = torch.cat([query_feats, protos.expand_as(query_feats)], 1)
+        return self.cls(x)

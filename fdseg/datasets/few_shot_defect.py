@@ -35,6 +35,8 @@ from .transforms.conventions import IMG_EXTENSIONS
 from .transforms.episode_transforms import read_mask
 
 GOOD = 'good'
+#: ``support_draw`` values: evaluation episodes, or fresh ones every epoch.
+SUPPORT_DRAWS = ('fixed', 'per_epoch')
 #: What operating systems and archivers drop into folders (lower-case).
 JUNK_FILES = ('thumbs.db', 'desktop.ini')
 JUNK_DIRS = ('__macosx',)
@@ -198,6 +200,14 @@ class FewShotDefectDataset(BaseDataset):
             without a mask.
         max_episodes_per_category (int, optional): Cap for quick runs; takes
             the first images in sorted order.
+        support_draw (str): ``'fixed'`` (evaluation: each query's supports
+            are drawn once, from ``(seed, query)``) or ``'per_epoch'``
+            (episodic training: the dataset is indexed by
+            :class:`~fdseg.datasets.samplers.EpisodeSampler` with
+            ``(epoch, index)`` pairs, and every epoch draws each query's
+            supports and its augmentation (the ``rng`` the random transforms
+            use) afresh from ``(seed, epoch, query)``; see
+            ``docs/meta_learning.md``).
         pipeline (list): Transforms.
         test_mode (bool): As in mmengine.
     """
@@ -216,6 +226,7 @@ class FewShotDefectDataset(BaseDataset):
         include_good: bool = False,
         missing_mask: str = 'error',
         max_episodes_per_category: Optional[int] = None,
+        support_draw: str = 'fixed',
         pipeline: Sequence = (),
         test_mode: bool = True,
         lazy_init: bool = False,
@@ -231,6 +242,10 @@ class FewShotDefectDataset(BaseDataset):
             raise ValueError(
                 'insufficient_support must be "reduce" or '
                 f'"error", got {insufficient_support!r}'
+            )
+        if support_draw not in SUPPORT_DRAWS:
+            raise ValueError(
+                f'support_draw must be one of {SUPPORT_DRAWS}, got {support_draw!r}'
             )
         if missing_mask not in ('error', 'skip'):
             raise ValueError(
@@ -253,6 +268,7 @@ class FewShotDefectDataset(BaseDataset):
         self.include_good = include_good
         self.missing_mask = missing_mask
         self.max_episodes_per_category = max_episodes_per_category
+        self.support_draw = support_draw
         super().__init__(
             data_root=data_root,
             pipeline=pipeline,
@@ -460,68 +476,21 @@ class FewShotDefectDataset(BaseDataset):
         conventions = {s.name: self._convention(s) for s in self.products}
 
         cat_keys = list(by_cat)
-        cat_ids = {k: i for i, k in enumerate(cat_keys)}
+        # What _make_episode needs; kept so that per-epoch training episodes
+        # can be drawn again later (support_draw='per_epoch').
+        self._episode_ctx = dict(
+            specs=specs,
+            by_cat=by_cat,
+            cat_keys=cat_keys,
+            cat_ids={k: i for i, k in enumerate(cat_keys)},
+            conventions=conventions,
+        )
         episodes = []
 
         def make_episode(query: dict, cat_key: str, is_good: bool):
-            spec = specs[query['product']]
             qid = f'{query["product"]}/{query["category"]}/{query["stem"]}'
-            rng = self._rng('episode', cat_key, qid)
-            ways = [cat_key]
-            if self.way > 1:
-                pool = [
-                    k
-                    for k in cat_keys
-                    if k != cat_key
-                    and (self.way_pool == 'all' or k.split('/')[0] == query['product'])
-                ]
-                if len(pool) < self.way - 1:
-                    raise ValueError(
-                        f'{self.way}-way episodes need {self.way - 1} other '
-                        f'categories for {cat_key}, only {len(pool)} '
-                        f'available (way_pool={self.way_pool!r})'
-                    )
-                extra = rng.choice(len(pool), self.way - 1, replace=False)
-                ways += [pool[i] for i in extra]
-                rng.shuffle(ways)
-            supports, labels = [], []
-            for w, wk in enumerate(ways):
-                exclude = query['stem'] if wk == cat_key and not is_good else None
-                drawn = self._draw(rng, by_cat[wk], self.shot, exclude)
-                supports += drawn
-                labels += [w + 1] * len(drawn)
-            sp = specs
-            return dict(
-                img_path=query['img_path'],
-                seg_map_path=query['seg_map_path'],
-                product=query['product'],
-                category=cat_key.split('/', 1)[1],
-                category_key=cat_key,
-                category_id=cat_ids[cat_key],
-                display_name=spec.display_names.get(
-                    cat_key.split('/', 1)[1], cat_key.split('/', 1)[1]
-                ),
-                query_label=ways.index(cat_key) + 1,
-                way_categories=ways,
-                is_good=is_good,
-                support_paths=[s['img_path'] for s in supports],
-                support_products=[s['product'] for s in supports],
-                support_mask_paths=[s['seg_map_path'] for s in supports],
-                support_labels=labels,
-                support_mask_values=[
-                    self._mask_value(sp[s['product']], s['category']) for s in supports
-                ],
-                query_mask_value=self._mask_value(spec, query['category'])
-                if not is_good
-                else None,
-                mask_mode=spec.mask_mode,
-                mask_threshold=spec.mask_threshold,
-                conventions={
-                    p: conventions[p]
-                    for p in dict.fromkeys(
-                        [query['product']] + [s['product'] for s in supports]
-                    )
-                },
+            return self._make_episode(
+                query, cat_key, is_good, self._rng('episode', cat_key, qid)
             )
 
         for cat_key, recs in by_cat.items():
@@ -543,6 +512,73 @@ class FewShotDefectDataset(BaseDataset):
         self._metainfo['products'] = [s.name for s in self.products]
         return episodes
 
+    def _make_episode(
+        self, query: dict, cat_key: str, is_good: bool, rng: np.random.Generator
+    ) -> dict:
+        """One episode: ``query`` (an image record) with supports drawn by ``rng``."""
+        ctx = self._episode_ctx
+        specs, by_cat, cat_keys = ctx['specs'], ctx['by_cat'], ctx['cat_keys']
+        spec = specs[query['product']]
+        ways = [cat_key]
+        if self.way > 1:
+            pool = [
+                k
+                for k in cat_keys
+                if k != cat_key
+                and (self.way_pool == 'all' or k.split('/')[0] == query['product'])
+            ]
+            if len(pool) < self.way - 1:
+                raise ValueError(
+                    f'{self.way}-way episodes need {self.way - 1} other '
+                    f'categories for {cat_key}, only {len(pool)} '
+                    f'available (way_pool={self.way_pool!r})'
+                )
+            extra = rng.choice(len(pool), self.way - 1, replace=False)
+            ways += [pool[i] for i in extra]
+            rng.shuffle(ways)
+        supports, labels = [], []
+        for w, wk in enumerate(ways):
+            exclude = query['stem'] if wk == cat_key and not is_good else None
+            drawn = self._draw(rng, by_cat[wk], self.shot, exclude)
+            supports += drawn
+            labels += [w + 1] * len(drawn)
+        category = cat_key.split('/', 1)[1]
+        return dict(
+            img_path=query['img_path'],
+            seg_map_path=query['seg_map_path'],
+            product=query['product'],
+            category=category,
+            category_key=cat_key,
+            category_id=ctx['cat_ids'][cat_key],
+            display_name=spec.display_names.get(category, category),
+            query_label=ways.index(cat_key) + 1,
+            way_categories=ways,
+            is_good=is_good,
+            support_paths=[s['img_path'] for s in supports],
+            support_products=[s['product'] for s in supports],
+            support_mask_paths=[s['seg_map_path'] for s in supports],
+            support_labels=labels,
+            support_mask_values=[
+                self._mask_value(specs[s['product']], s['category']) for s in supports
+            ],
+            query_mask_value=self._mask_value(spec, query['category'])
+            if not is_good
+            else None,
+            mask_mode=spec.mask_mode,
+            mask_threshold=spec.mask_threshold,
+            conventions={
+                p: ctx['conventions'][p]
+                for p in dict.fromkeys(
+                    [query['product']] + [s['product'] for s in supports]
+                )
+            },
+            # The query's own record, to draw its supports again per epoch.
+            query_record={
+                k: query[k]
+                for k in ('img_path', 'seg_map_path', 'stem', 'product', 'category')
+            },
+        )
+
     def _mask_value(self, spec: ProductSpec, category: str) -> Optional[int]:
         """The mask value of ``category`` for value-indexed masks."""
         if spec.mask_mode != 'index':
@@ -560,10 +596,72 @@ class FewShotDefectDataset(BaseDataset):
             cache[spec.name] = [d for d in self._category_dirs(spec) if d != GOOD]
         return cache[spec.name]
 
-    def get_data_info(self, idx: int) -> dict:
-        """A deep copy of episode ``idx`` (transforms may change it freely)."""
-        info = super().get_data_info(idx)
-        return copy.deepcopy(info)
+    def get_data_info(self, idx: Union[int, Tuple[int, int]]) -> dict:
+        """A deep copy of episode ``idx`` (transforms may change it freely).
+
+        Args:
+            idx (int | tuple[int, int]): An episode index, or (with
+                ``support_draw='per_epoch'``) an ``(epoch, index)`` pair as
+                :class:`~fdseg.datasets.samplers.EpisodeSampler` yields.
+
+        Returns:
+            dict: The episode. A per-epoch episode has the query of episode
+            ``index``, supports drawn from ``(seed, epoch, query)``, and an
+            ``rng`` (``numpy.random.Generator`` seeded the same way) that the
+            random transforms draw from, so an epoch's episodes do not depend
+            on workers, processes or where a run was resumed.
+
+        Raises:
+            TypeError: A plain index into a ``'per_epoch'`` dataset (its
+                sampler is not ``EpisodeSampler``), or a pair into a
+                ``'fixed'`` one.
+        """
+        if self.support_draw == 'fixed':
+            if isinstance(idx, tuple):
+                raise TypeError(
+                    f'{type(self).__name__}: an (epoch, index) pair {idx} '
+                    "indexes support_draw='per_epoch' datasets only"
+                )
+            return copy.deepcopy(super().get_data_info(idx))
+        if not (isinstance(idx, tuple) and len(idx) == 2):
+            raise TypeError(
+                f"{type(self).__name__}(support_draw='per_epoch') is indexed "
+                f'by (epoch, index) pairs, got {idx!r}: use '
+                "sampler=dict(type='EpisodeSampler') in its dataloader "
+                '(or episode(index, epoch) to look at one episode)'
+            )
+        return self.episode(int(idx[1]), int(idx[0]))
+
+    def episode(self, index: int, epoch: int) -> dict:
+        """Episode ``index`` as drawn in ``epoch`` (training, see above).
+
+        Args:
+            index (int): Episode (query) index.
+            epoch (int): Training epoch (0-based, as mmengine counts).
+
+        Returns:
+            dict: The episode with its ``rng`` (see :meth:`get_data_info`).
+        """
+        base = super().get_data_info(index)
+        if not hasattr(self, '_episode_ctx'):
+            raise RuntimeError(
+                f'{type(self).__name__}: per-epoch episodes need the scan of '
+                'the data folders (lazy_init=True and no full_init())'
+            )
+        query = base['query_record']
+        qid = f'{query["product"]}/{query["category"]}/{query["stem"]}'
+        cat_key = base['category_key']
+        info = self._make_episode(
+            query,
+            cat_key,
+            base['is_good'],
+            self._rng('epoch', epoch, cat_key, qid),
+        )
+        info['episode_idx'] = base['episode_idx']
+        info['sample_idx'] = base.get('sample_idx', index)
+        info['epoch'] = int(epoch)
+        info['rng'] = self._rng('augment', epoch, cat_key, qid)
+        return info
 
     @property
     def categories(self) -> List[str]:

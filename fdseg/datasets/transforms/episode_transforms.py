@@ -319,6 +319,16 @@ def _get(results, i):
     return results['support_imgs'][i], results['support_masks'][i]
 
 
+def _random(results: dict):
+    """The episode's generator (per-epoch training episodes carry one).
+
+    Falls back to numpy's global generator. A per-epoch episode's ``rng`` is
+    seeded by ``(seed, epoch, query)``, so its augmentation is the same
+    whatever the worker count, process count or resume point.
+    """
+    return results.get('rng') or np.random.default_rng(np.random.randint(2**31))
+
+
 def _set(results, i, img, mask):
     if i is None:
         results['img'], results['gt_mask'] = img, mask
@@ -331,11 +341,16 @@ def _set(results, i, img, mask):
 class RandomFlipEpisode(BaseTransform):
     """Random horizontal / vertical flips, each image with its own mask.
 
+    Draws from the episode's ``rng`` when it has one (per-epoch training
+    episodes of :class:`~fdseg.datasets.FewShotDefectDataset`), else from
+    numpy's global generator.
+
     Args:
         prob (float): Probability of flipping along each direction.
         directions (Sequence[str]): ``'horizontal'`` and/or ``'vertical'``.
         per_image (bool): Draw independently for the query and each support
-            (as episodic FSS training does); else one draw for the episode.
+            (as the official PFENet / SSP loaders transform the query and
+            each support separately); else one draw for the episode.
     """
 
     def __init__(
@@ -354,10 +369,11 @@ class RandomFlipEpisode(BaseTransform):
     def transform(self, results: dict) -> dict:
         """Flip each image together with its mask."""
         results['augmented'] = True
+        rng = _random(results)
         draws = None
         for i in _pairs(results):
             if draws is None or self.per_image:
-                draws = [np.random.rand() < self.prob for _ in self.directions]
+                draws = [rng.random() < self.prob for _ in self.directions]
             img, mask = _get(results, i)
             for d, do in zip(self.directions, draws):
                 if do:
@@ -372,6 +388,8 @@ class RandomFlipEpisode(BaseTransform):
 class RandomRotate90Episode(BaseTransform):
     """Random rotations by k * 90 degrees, each image with its own mask.
 
+    Draws from the episode's ``rng`` as :class:`RandomFlipEpisode` does.
+
     Args:
         prob (float): Probability of rotating (k drawn from 1..3).
         per_image (bool): See :class:`RandomFlipEpisode`.
@@ -384,10 +402,11 @@ class RandomRotate90Episode(BaseTransform):
     def transform(self, results: dict) -> dict:
         """Rotate each image together with its mask by a multiple of 90 degrees."""
         results['augmented'] = True
+        rng = _random(results)
         k = None
         for i in _pairs(results):
             if k is None or self.per_image:
-                k = int(np.random.randint(1, 4)) if np.random.rand() < self.prob else 0
+                k = int(rng.integers(1, 4)) if rng.random() < self.prob else 0
             if k:
                 img, mask = _get(results, i)
                 _set(

@@ -65,9 +65,27 @@ class BaseFewShotHead(BaseModule, metaclass=ABCMeta):
             return feats[self.in_index]
         return feats
 
-    def downsample_support_masks(self, masks: Tensor, size) -> Tensor:
-        """``[S, H, W]`` -> ``[S, h, w]`` with the shared utility."""
-        return downsample_mask(masks, size, self.mask_downsample)
+    def downsample_support_masks(
+        self, masks: Tensor, size, align_corners: bool = False
+    ) -> Tensor:
+        """``[S, H, W]`` -> ``[S, h, w]`` with the shared utility.
+
+        Every head downsamples support masks here, so the paper's rule
+        (Sec. 6: bilinear, nearest where a small defect would vanish;
+        ``mask_downsample='bilinear_nearest'``) is one config key.
+
+        Args:
+            masks (Tensor): ``[S, H, W]`` binary masks.
+            size (tuple[int, int]): Feature size ``(h, w)``.
+            align_corners (bool): Of the bilinear modes (the official
+                PFENet / SSP / HSNet / PATNet codes use True).
+
+        Returns:
+            Tensor: ``[S, h, w]`` float masks.
+        """
+        return downsample_mask(
+            masks, size, self.mask_downsample, align_corners=align_corners
+        )
 
     def encode_support(
         self,

@@ -101,6 +101,17 @@ class BaseFewShotSegmentor(SupportCacheMixin, BaseModel, metaclass=ABCMeta):
 
     # clear_support() comes from SupportCacheMixin.
 
+    def train(self, mode: bool = True):
+        """Set the mode; entering training forgets cached support states.
+
+        States encoded with the weights of an earlier evaluation (the
+        validation loop, the train-mIoU hook) would be stale once the
+        weights change.
+        """
+        if mode:
+            self.clear_support()
+        return super().train(mode)
+
     # ------------------------------------------------------------------
     # BaseModel API
     # ------------------------------------------------------------------

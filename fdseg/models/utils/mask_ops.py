@@ -33,7 +33,11 @@ def _cover(mask: torch.Tensor, size) -> torch.Tensor:
 
 
 def downsample_mask(
-    mask: torch.Tensor, size, mode: str = 'cover', threshold: float = 0.5
+    mask: torch.Tensor,
+    size,
+    mode: str = 'cover',
+    threshold: float = 0.5,
+    align_corners: bool = False,
 ) -> torch.Tensor:
     """Downsample binary masks to a feature resolution.
 
@@ -51,6 +55,10 @@ def downsample_mask(
               foreground) is taken with nearest instead, and with ``'cover'``
               if it vanishes again (paper Sec. 6). Soft values are kept.
         threshold (float): Vanishing test for ``'bilinear_nearest'``.
+        align_corners (bool): Of the bilinear interpolation (modes
+            ``'bilinear'`` and ``'bilinear_nearest'``). The official PFENet,
+            SSP, HSNet and PATNet codes downsample support masks with
+            ``align_corners=True``.
 
     Returns:
         Tensor: ``[N, h, w]`` float masks.
@@ -63,7 +71,9 @@ def downsample_mask(
         return _cover(m, size)
     if mode == 'nearest':
         return F.interpolate(m[:, None], size, mode='nearest')[:, 0]
-    bil = F.interpolate(m[:, None], size, mode='bilinear', align_corners=False)[:, 0]
+    bil = F.interpolate(m[:, None], size, mode='bilinear', align_corners=align_corners)[
+        :, 0
+    ]
     if mode == 'bilinear':
         return bil
     if mode != 'bilinear_nearest':
