@@ -15,13 +15,13 @@ def naive_center_pivot(x, w1, b1, w2, b2, stride, padding):
     out-of-range positions counting as zero.
     """
     C, Hq, Wq, Hs, Ws = x.shape
-    O, _, k1, k2 = w1.shape
+    co, _, k1, k2 = w1.shape
     k3, k4 = w2.shape[-2:]
     s1, s2, s3, s4 = stride
     p1, p2, p3, p4 = padding
     oq = ((Hq + 2 * p1 - k1) // s1 + 1, (Wq + 2 * p2 - k2) // s2 + 1)
     os_ = ((Hs + 2 * p3 - k3) // s3 + 1, (Ws + 2 * p4 - k4) // s4 + 1)
-    y = torch.zeros(O, *oq, *os_, dtype=torch.float64)
+    y = torch.zeros(co, *oq, *os_, dtype=torch.float64)
     x = x.double()
     for i in range(oq[0]):
         for j in range(oq[1]):

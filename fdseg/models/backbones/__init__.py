@@ -4,4 +4,11 @@ from .resnet import ResNetLayer
 from .resnet_bottlenecks import ResNetBottlenecks
 from .vit import DINOv2ViT, DINOViT
 
-__all__ = ['FilterBank', 'PDNStudent', 'ResNetLayer', 'ResNetBottlenecks', 'DINOViT', 'DINOv2ViT']
+__all__ = [
+    'FilterBank',
+    'PDNStudent',
+    'ResNetLayer',
+    'ResNetBottlenecks',
+    'DINOViT',
+    'DINOv2ViT',
+]

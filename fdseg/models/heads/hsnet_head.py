@@ -93,8 +93,9 @@ class HPNLearner(nn.Module):
 
     @staticmethod
     def resize_query_dims(x: Tensor, size: Tuple[int, int]) -> Tensor:
-        """Bilinear (align_corners) resize of ``[B, C, Hq, Wq, Hs, Ws]``
-        over the query dims to ``size``.
+        """Resize ``[B, C, Hq, Wq, Hs, Ws]`` over the query dims (bilinear).
+
+        ``align_corners=True``, to ``size``.
 
         The official function is named ``interpolate_support_dims`` but
         resizes dims 2-3, the query ones (the support dims were already
@@ -223,17 +224,11 @@ class HSNetHead(BaseFewShotHead):
         for f in feats:
             size = tuple(f.shape[-2:])
             if size not in cache:
-                cache[size] = self.downsample_mask_aligned(masks, size)[:, None]
+                cache[size] = self.downsample_support_masks(
+                    masks, size, align_corners=self.mask_align_corners
+                )[:, None]
             out.append(cache[size].to(f.dtype))
         return out
-
-    def downsample_mask_aligned(self, masks: Tensor, size) -> Tensor:
-        """The shared :func:`downsample_mask` with this head's alignment."""
-        from fdseg.models.utils import downsample_mask
-
-        return downsample_mask(
-            masks, size, self.mask_downsample, align_corners=self.mask_align_corners
-        )
 
     def _normalize(self, f: Tensor) -> Tensor:
         """``[N, C, h, w]`` -> ``[N, C, h*w]`` divided by (norm + eps)."""
@@ -311,8 +306,10 @@ class HSNetHead(BaseFewShotHead):
         return corrs
 
     def hypercorrelation(self, corrs: Sequence[Tensor]) -> List[Tensor]:
-        """Stack the levels of each stage: deepest stage first,
-        ``[N, n, Hq, Wq, Hs, Ws]``."""
+        """Stack the levels of each stage: ``[N, n, Hq, Wq, Hs, Ws]``.
+
+        Deepest stage first, as the learner takes them.
+        """
         out, start = [], 0
         for n in self.stage_sizes:
             out.append(torch.stack(corrs[start : start + n], dim=1))
@@ -340,8 +337,9 @@ class HSNetHead(BaseFewShotHead):
     def loss_by_feat(
         self, logits: Tensor, batch_data_samples: Sequence
     ) -> Dict[str, Tensor]:
-        """2-class cross entropy of every pass at the query mask size
-        (official ``compute_objective`` on the upsampled logits).
+        """2-class cross entropy of every pass at the query mask size.
+
+        The official ``compute_objective`` on the upsampled logits.
 
         Args:
             logits (Tensor): ``[B, K, 2, h, w]``.
@@ -376,7 +374,10 @@ class HSNetHead(BaseFewShotHead):
         size = tuple(batch_img_metas[0]['img_shape'][:2])
         B, K = logits.shape[:2]
         up = F.interpolate(
-            logits.flatten(0, 1), size, mode='bilinear', align_corners=self.align_corners
+            logits.flatten(0, 1),
+            size,
+            mode='bilinear',
+            align_corners=self.align_corners,
         ).view(B, K, 2, *size)
         if K == 1:
             return up[:, 0]

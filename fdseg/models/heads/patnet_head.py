@@ -51,8 +51,9 @@ class PATNetHead(HSNetHead):
             (ResNet-50 layer2..4: ``(512, 1024, 2048)``).
         proto_eps (float): Masked-average and row-normalisation epsilon
             (official 1e-6).
-        finetune_reference (dict, optional): None (default, official test)
-            or ``dict(steps=50, lr=1e-3)`` (Adam).
+        finetune_reference (dict, optional): None or ``steps=0`` (default,
+            the official test) or e.g. ``dict(steps=50, lr=1e-3)`` (Adam;
+            the authors report about 50 steps, lr 1e-3 or 5e-5).
         **kwargs: :class:`HSNetHead` arguments.
     """
 
@@ -85,12 +86,14 @@ class PATNetHead(HSNetHead):
                 steps=int(finetune_reference.get('steps', 50)),
                 lr=float(finetune_reference.get('lr', 1e-3)),
             )
+            if finetune_reference['steps'] <= 0:
+                finetune_reference = None  # off (steps=0)
         self.finetune_reference = finetune_reference
         self._stage_of = [i for i, n in enumerate(self.stage_sizes) for _ in range(n)]
 
     # ------------------------------------------------------------------
     def _masked_protos(self, f: Tensor, m: Tensor):
-        """fg / bg masked averages of ``[S, C, h, w]`` with ``[S, 1, h, w]``."""
+        """Masked fg / bg averages of ``[S, C, h, w]`` by ``[S, 1, h, w]``."""
         eps = self.proto_eps
         fg = (f * m).sum((2, 3)) / (m.sum((2, 3)) + eps)
         bg = (f * (1 - m)).sum((2, 3)) / ((1 - m).sum((2, 3)) + eps)
@@ -128,8 +131,10 @@ class PATNetHead(HSNetHead):
         return x / (x.norm(dim=-1, keepdim=True) + self.proto_eps)
 
     def coordinates(self, protos: Tensor, anchor: Tensor) -> Tensor:
-        """``M = T pinv(C_s)^T`` ``[N, 2, C]``: ``M f`` are the coordinates
-        of ``P f`` in an orthonormal basis of the anchors' row space.
+        """The 2-D coordinate map ``M = T pinv(C_s)^T`` ``[N, 2, C]``.
+
+        ``M f`` are the coordinates of ``P f`` in an orthonormal basis of
+        the anchors' row space.
 
         Args:
             protos (Tensor): ``[N, 2, C]`` support prototypes (bg, fg).
@@ -195,8 +200,11 @@ class PATNetHead(HSNetHead):
     def predict(
         self, query_feats, supports: List[Dict], batch_img_metas: List[dict]
     ) -> Tensor:
-        """Forward + predict_by_feat, with per-query anchor fine-tuning when
-        ``finetune_reference`` is set (and the head is not training)."""
+        """Forward + predict_by_feat (+ per-query anchor fine-tuning).
+
+        The fine-tuning runs when ``finetune_reference`` is set and the head
+        is not training.
+        """
         logits = self.forward(query_feats, supports)
         if self.finetune_reference is None or self.training:
             return self.predict_by_feat(logits, batch_img_metas)
@@ -212,8 +220,9 @@ class PATNetHead(HSNetHead):
         return torch.cat(out)
 
     def tfi_loss(self, query_feats, state: Dict, query_mask: Tensor, anchors) -> Tensor:
-        """KL(softmax(P s_fg) || softmax(P q_fg)) over the first stage's
-        levels, averaged over the shots.
+        """TFI loss: KL(softmax(P s_fg) || softmax(P q_fg)).
+
+        Summed over the first stage's levels, averaged over the shots.
 
         Args:
             query_feats (list[Tensor]): 13 levels ``[1, C, h, w]``.

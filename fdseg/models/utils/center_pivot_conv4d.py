@@ -91,8 +91,8 @@ class CenterPivotConv4d(nn.Module):
         hs, ws = xq.shape[-2:]
         xq = xq.permute(0, 4, 5, 1, 2, 3).reshape(B * hs * ws, C, Hq, Wq)
         yq = self.conv1(xq)
-        O, hq, wq = yq.shape[-3:]
-        yq = yq.view(B, hs, ws, O, hq, wq).permute(0, 3, 4, 5, 1, 2)
+        co, hq, wq = yq.shape[-3:]
+        yq = yq.view(B, hs, ws, co, hq, wq).permute(0, 3, 4, 5, 1, 2)
 
         # Support plane: query positions subsampled by the query stride.
         xs = x[:, :, ::s1, ::s2]
@@ -100,7 +100,7 @@ class CenterPivotConv4d(nn.Module):
         xs = xs.permute(0, 2, 3, 1, 4, 5).reshape(B * hq2 * wq2, C, Hs, Ws)
         ys = self.conv2(xs)
         hs2, ws2 = ys.shape[-2:]
-        ys = ys.view(B, hq2, wq2, O, hs2, ws2).permute(0, 3, 1, 2, 4, 5)
+        ys = ys.view(B, hq2, wq2, co, hs2, ws2).permute(0, 3, 1, 2, 4, 5)
 
         if yq.shape != ys.shape:
             raise ValueError(
