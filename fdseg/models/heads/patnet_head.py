@@ -140,10 +140,12 @@ class PATNetHead(HSNetHead):
             protos (Tensor): ``[N, 2, C]`` support prototypes (bg, fg).
             anchor (Tensor): ``[2, C]`` the stage's anchors.
         """
-        c = self._row_normalize(protos)
-        r = self._row_normalize(anchor)
-        _, t = torch.linalg.qr(r.t())  # r^T = q t, t [2, 2]
-        return t @ torch.linalg.pinv(c).transpose(1, 2)
+        # pinv / QR have no half-precision kernels: float32 under autocast.
+        with torch.autocast(protos.device.type, enabled=False):
+            c = self._row_normalize(protos.float())
+            r = self._row_normalize(anchor.float())
+            _, t = torch.linalg.qr(r.t())  # r^T = q t, t [2, 2]
+            return t @ torch.linalg.pinv(c).transpose(1, 2)
 
     def transform(self, f: Tensor, protos: Tensor, anchor: Tensor) -> Tensor:
         """``P f`` as the official ``[N, C, C]`` product (reference path).
@@ -180,6 +182,7 @@ class PATNetHead(HSNetHead):
             s = torch.cat([st['feats'][lvl] for st in supports]).to(q.dtype)
             protos = torch.cat([st['protos'][lvl] for st in supports]).to(q.dtype)
             m = self.coordinates(protos, anchors[self._stage_of[lvl]])
+            m = m.to(q.dtype)
             uq = m @ q.flatten(2)[qidx]  # [N, 2, hq*wq]
             us = m @ s  # [N, 2, hs*ws]
             uq = uq / (uq.norm(dim=1, keepdim=True) + self.corr_eps)
