@@ -109,6 +109,15 @@ def _by_stem(folder: str, names: List[str]) -> Dict[str, str]:
     return out
 
 
+def _empty_supports(data) -> bool:
+    """Whether a packed episode has a support mask without foreground."""
+    sample = data.get('data_samples') if isinstance(data, dict) else None
+    masks = getattr(sample, 'support_masks', None)
+    if masks is None or masks.numel() == 0:
+        return False
+    return bool((masks.flatten(1).amax(1) == 0).any())
+
+
 class ProductSpec:
     """How one product is read.
 
@@ -208,6 +217,14 @@ class FewShotDefectDataset(BaseDataset):
             supports and its augmentation (the ``rng`` the random transforms
             use) afresh from ``(seed, epoch, query)``; see
             ``docs/meta_learning.md``).
+        empty_supports (str): A support mask with no defect pixel after the
+            pipeline (an empty mask file, e.g. four magnetic-tile ``uneven``
+            masks, or a defect that vanished in the resize): ``'keep'``
+            (the evaluation protocol, GFDS) or ``'redraw'`` (training:
+            draw that episode's supports again, seeded by the attempt, up to
+            ``max_redraws`` times; heads such as PFENet cannot use a support
+            without a defect).
+        max_redraws (int): See ``empty_supports``.
         pipeline (list): Transforms.
         test_mode (bool): As in mmengine.
     """
@@ -227,6 +244,8 @@ class FewShotDefectDataset(BaseDataset):
         missing_mask: str = 'error',
         max_episodes_per_category: Optional[int] = None,
         support_draw: str = 'fixed',
+        empty_supports: str = 'keep',
+        max_redraws: int = 10,
         pipeline: Sequence = (),
         test_mode: bool = True,
         lazy_init: bool = False,
@@ -246,6 +265,10 @@ class FewShotDefectDataset(BaseDataset):
         if support_draw not in SUPPORT_DRAWS:
             raise ValueError(
                 f'support_draw must be one of {SUPPORT_DRAWS}, got {support_draw!r}'
+            )
+        if empty_supports not in ('keep', 'redraw'):
+            raise ValueError(
+                f"empty_supports must be 'keep' or 'redraw', got {empty_supports!r}"
             )
         if missing_mask not in ('error', 'skip'):
             raise ValueError(
@@ -269,6 +292,8 @@ class FewShotDefectDataset(BaseDataset):
         self.missing_mask = missing_mask
         self.max_episodes_per_category = max_episodes_per_category
         self.support_draw = support_draw
+        self.empty_supports = empty_supports
+        self.max_redraws = int(max_redraws)
         super().__init__(
             data_root=data_root,
             pipeline=pipeline,
@@ -632,36 +657,70 @@ class FewShotDefectDataset(BaseDataset):
             )
         return self.episode(int(idx[1]), int(idx[0]))
 
-    def episode(self, index: int, epoch: int) -> dict:
+    def episode(self, index: int, epoch: Optional[int], attempt: int = 0) -> dict:
         """Episode ``index`` as drawn in ``epoch`` (training, see above).
 
         Args:
             index (int): Episode (query) index.
-            epoch (int): Training epoch (0-based, as mmengine counts).
+            epoch (int, optional): Training epoch (0-based, as mmengine
+                counts); None for the fixed (evaluation) episode.
+            attempt (int): Redraw number (``empty_supports='redraw'``); 0 is
+                the episode itself.
 
         Returns:
-            dict: The episode with its ``rng`` (see :meth:`get_data_info`).
+            dict: The episode; a per-epoch one with its ``rng`` (see
+            :meth:`get_data_info`).
         """
         base = super().get_data_info(index)
+        if epoch is None and attempt == 0:
+            return copy.deepcopy(base)
         if not hasattr(self, '_episode_ctx'):
             raise RuntimeError(
-                f'{type(self).__name__}: per-epoch episodes need the scan of '
-                'the data folders (lazy_init=True and no full_init())'
+                f'{type(self).__name__}: drawing episodes again needs the '
+                'scan of the data folders (lazy_init=True and no full_init())'
             )
         query = base['query_record']
         qid = f'{query["product"]}/{query["category"]}/{query["stem"]}'
         cat_key = base['category_key']
+        key = ('episode',) if epoch is None else ('epoch', epoch)
+        retry = ('redraw', attempt) if attempt else ()
         info = self._make_episode(
-            query,
-            cat_key,
-            base['is_good'],
-            self._rng('epoch', epoch, cat_key, qid),
+            query, cat_key, base['is_good'], self._rng(*key, cat_key, qid, *retry)
         )
         info['episode_idx'] = base['episode_idx']
         info['sample_idx'] = base.get('sample_idx', index)
-        info['epoch'] = int(epoch)
-        info['rng'] = self._rng('augment', epoch, cat_key, qid)
+        if epoch is not None:
+            info['epoch'] = int(epoch)
+            info['rng'] = self._rng('augment', epoch, cat_key, qid, *retry)
         return info
+
+    def prepare_data(self, idx):
+        """Run the pipeline on episode ``idx`` (see :meth:`get_data_info`).
+
+        With ``empty_supports='redraw'``, the supports are drawn again while
+        a packed support mask has no defect pixel.
+
+        Raises:
+            ValueError: ``max_redraws`` draws all had an empty support mask
+                (names the query and the last supports).
+        """
+        data = self.pipeline(self.get_data_info(idx))
+        if self.empty_supports == 'keep':
+            return data
+        epoch, index = idx if isinstance(idx, tuple) else (None, idx)
+        for attempt in range(1, self.max_redraws + 1):
+            if not _empty_supports(data):
+                return data
+            data = self.pipeline(self.episode(int(index), epoch, attempt))
+        if _empty_supports(data):
+            info = self.episode(int(index), epoch, self.max_redraws)
+            raise ValueError(
+                f'episode {index} (query {info["img_path"]}): {self.max_redraws + 1}'
+                f' draws of supports all had a support mask without defect '
+                f'pixels after the pipeline, e.g. {info["support_mask_paths"]}; '
+                'check the category masks and mask_threshold'
+            )
+        return data
 
     @property
     def categories(self) -> List[str]:

@@ -323,3 +323,109 @@ def bench_metrics(row: dict) -> Dict[str, float]:
 
 def _round(v, nd=2) -> float:
     return float('nan') if _isnan(v) else round(float(v), nd)
+
+
+# ----------------------------------------------------------------------
+# Rows of trained (meta-learning) methods: the two settings of Sec. 6.1.1
+# ----------------------------------------------------------------------
+def _where(row: dict) -> str:
+    return ', '.join(row.get('source') or []) or 'the row'
+
+
+def cross_domain_row(fold0: dict, fold1: dict) -> dict:
+    """The Table-4 row of a method trained in the cross-domain setting.
+
+    Each fold's model is tested on its own test fold (Table 2): the fold-0
+    run (trained on fold 1) gives the fold-0 products, the fold-1 run the
+    fold-1 products; merged, they are the 12 columns, and the "Average" is
+    computed over all of them (mIoU weighted by the declared category
+    counts, 54 in all, FB-IoU over the 12 products), not as a mean of the
+    two folds' averages.
+
+    Args:
+        fold0 (dict): Row of the fold-0 run's test (:func:`load_result`).
+        fold1 (dict): Row of the fold-1 run's test.
+
+    Returns:
+        dict: The merged row.
+
+    Raises:
+        ValueError: A run holds products of the other fold (it was not
+            tested on its own test fold), or both runs are the same fold;
+            the message names the source.
+    """
+    from fdseg.benchmarks.gfds import FOLDS
+
+    for name, row in (('fold0', fold0), ('fold1', fold1)):
+        wrong = [p for p in row['order'] if p not in FOLDS[name]]
+        if wrong:
+            raise ValueError(
+                f'{_where(row)}: given as the {name} run but holds {wrong}, '
+                f'which are not in {name} (test products: {list(FOLDS[name])}); '
+                "each fold's model is tested on its own test fold"
+            )
+    row = merge_rows([fold0, fold1])
+    missing = [p for p in gfds_order() if p not in row['products']]
+    if missing:
+        warnings.warn(
+            f'cross-domain row without {missing}: its average covers '
+            f'{row["average"]["num_products"]} products only'
+        )
+    row['setting'] = 'cross-domain'
+    return row
+
+
+def in_domain_row(in_domain: dict, cross_domain: Optional[dict] = None) -> dict:
+    """The ``*`` (in-domain) row of Table 4.
+
+    The in-domain run tests, per product, its held-out class (Sec. 6.1.1;
+    :data:`fdseg.benchmarks.gfds.IN_DOMAIN_TEST_CLASS`); Kol and DAGM have
+    one class per product and no in-domain split, so Table 4 fills their
+    cells of the ``*`` rows with the cross-domain numbers (PFENet* and
+    PFENet show the same Kol and DAGM cells). The "Average" weighs each
+    product's mIoU by its declared category count, as the official script
+    does, although only one class per product was evaluated.
+
+    Args:
+        in_domain (dict): Row of the in-domain run's test.
+        cross_domain (dict, optional): The cross-domain row (or a fold's
+            row) to take Kol and DAGM from; only those two are taken.
+
+    Returns:
+        dict: The ``*`` row.
+
+    Raises:
+        ValueError: The in-domain row holds a product without in-domain
+            split, or more than one class of a product.
+    """
+    from fdseg.benchmarks.gfds import IN_DOMAIN_TEST_CLASS
+
+    for p in in_domain['order']:
+        if p not in IN_DOMAIN_TEST_CLASS:
+            raise ValueError(
+                f'{_where(in_domain)}: {p} has no in-domain split (products '
+                f'with one: {list(IN_DOMAIN_TEST_CLASS)}); is this the '
+                'in-domain run?'
+            )
+        cats = list(in_domain['products'][p].get('categories') or {})
+        if len(cats) > 1:
+            raise ValueError(
+                f'{_where(in_domain)}: {p} has {len(cats)} evaluated classes '
+                f'{cats}; the in-domain test set is one held-out class per '
+                'product'
+            )
+    rows = [in_domain]
+    if cross_domain is not None:
+        extra = [p for p in cross_domain['order'] if p not in IN_DOMAIN_TEST_CLASS]
+        products = {p: dict(cross_domain['products'][p]) for p in extra}
+        rows.append(
+            _finish_row(
+                products,
+                cross_domain['fbiou'],
+                cross_domain.get('weights', 'declared'),
+                cross_domain.get('source'),
+            )
+        )
+    row = merge_rows(rows)
+    row['setting'] = 'in-domain'
+    return row

@@ -146,6 +146,31 @@ CHECKPOINTS: Dict[str, Dict[str, Any]] = {
     'torchvision_wide_resnet101_2': _tv(
         'wide_resnet101_2-32ee1156.pth', 'Wide ResNet-101-2 IMAGENET1K_V1'
     ),
+    # Deep-stem ResNet-50 of the meta-learning heads (Sec. 6.1.1).
+    'pfenet_resnet50_v2': _entry(
+        # The "ImageNet pretrained backbones" Google-Drive folder of the
+        # official README (dvlab-research/PFENet); model/resnet.py reads
+        # initmodel/resnet50_v2.pth from it.
+        'https://drive.google.com/drive/folders/1Hrz1wOxOZm4nIIS7UMJeL79AQrdvpj6v',
+        'resnet50_v2.pth',
+        'PFENet deep-stem ResNet-50 (three 3x3 stem convs 64-64-128; keys '
+        'conv1/bn1/conv2/bn2/conv3/bn3, layer1..layer4, fc), file '
+        'resnet50_v2.pth in the official "backbones" Drive folder. No '
+        'direct URL and no sha256 are published.',
+        format='state_dict',
+    ),
+    'ssp_resnet50': _entry(
+        # "Pretrained model: ResNet-50" link of the official README
+        # (fanq15/SSP); the code loads it as ./pretrained/resnet50.pth.
+        'https://drive.google.com/file/d/11yONyypvBEYZEh9NIOJBGMdiLLAgsMgj/'
+        'view?usp=sharing',
+        'ssp_resnet50.pth',
+        'SSP deep-stem ResNet-50 (stem as nn.Sequential: conv1.0/1/3/4/6 and '
+        'bn1). The official code expects it as pretrained/resnet50.pth; save '
+        'it here as ssp_resnet50.pth (the generic name would be ambiguous in '
+        'a shared cache). No sha256 is published.',
+        format='state_dict',
+    ),
     # SAM 2.1 (Sec. 5.2 / 6.1.2).
     'sam2.1_hiera_tiny': _sam21('tiny', 'sam2.1_hiera_t.yaml'),
     'sam2.1_hiera_small': _sam21('small', 'sam2.1_hiera_s.yaml'),

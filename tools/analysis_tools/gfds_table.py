@@ -12,6 +12,17 @@ FPS column::
         --method 'SSP*' work_dirs/ssp_in-domain work_dirs/ssp_fold0 \
         --paper FM-s SAM2-s\(1024\) --out-dir work_dirs/table4
 
+Rows of trained (meta-learning) methods, Sec. 6.1.1: a cross-domain row
+from the two fold runs (each fold's model tested on its own test fold;
+checked), and a ``*`` row from the in-domain run, completed with the
+cross-domain Kol and DAGM cells as Table 4 does::
+
+    python tools/analysis_tools/gfds_table.py \
+        --cross-domain PFENet work_dirs/pfenet_fold0/test work_dirs/pfenet_fold1/test \
+        --in-domain 'PFENet*' work_dirs/pfenet_in-domain/test \
+            work_dirs/pfenet_fold0/test work_dirs/pfenet_fold1/test \
+        --paper PFENet 'PFENet*'
+
 Products a config declares rather than the package (the development-only
 ``real_defects``) get their names and column order with ``--config``::
 
@@ -40,6 +51,8 @@ from fdseg.evaluation.gfds_report import (  # noqa: E402
     to_markdown,
 )
 from fdseg.evaluation.gfds_table4 import (  # noqa: E402
+    cross_domain_row,
+    in_domain_row,
     load_result,
     merge_rows,
     paper_rows,
@@ -56,6 +69,25 @@ def parse_args(argv=None):
         metavar=('NAME', 'PATH'),
         help='a row: its name, then result folders/files (merged) and '
         'optionally an FPS JSON; repeat for more rows',
+    )
+    parser.add_argument(
+        '--cross-domain',
+        nargs='+',
+        action='append',
+        default=[],
+        metavar=('NAME', 'PATH'),
+        help="a cross-domain row: its name, the fold-0 run's test output, "
+        "the fold-1 run's, optionally an FPS JSON",
+    )
+    parser.add_argument(
+        '--in-domain',
+        nargs='+',
+        action='append',
+        default=[],
+        metavar=('NAME', 'PATH'),
+        help="an in-domain (*) row: its name, the in-domain run's test "
+        'output, then the cross-domain fold outputs whose Kol and DAGM cells '
+        'complete it, optionally an FPS JSON',
     )
     parser.add_argument(
         '--paper',
@@ -91,9 +123,53 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_rows(methods, paper=None, fps_overrides=()) -> dict:
-    """``{name: row}`` from ``--method`` lists (and paper rows)."""
+def _load_parts(option, spec):
+    """Rows and FPS of ``spec`` = ``[NAME, PATH, ...]``."""
+    if len(spec) < 2:
+        raise SystemExit(f'{option} {spec[0]}: give at least one path')
+    parts, fps = [], None
+    for p in spec[1:]:
+        res = load_result(p)
+        if res['kind'] == 'fps':
+            fps = res['fps']
+        else:
+            parts.append(res['row'])
+    return parts, fps
+
+
+def build_setting_rows(cross=(), in_domain=()) -> dict:
+    """``{name: row}`` from ``--cross-domain`` and ``--in-domain`` lists."""
     rows = {}
+    for spec in cross:
+        parts, fps = _load_parts('--cross-domain', spec)
+        if len(parts) != 2:
+            raise SystemExit(
+                f'--cross-domain {spec[0]}: give the fold-0 and the fold-1 '
+                f'test outputs (got {len(parts)} results)'
+            )
+        try:
+            rows[spec[0]] = cross_domain_row(*parts)
+        except ValueError as e:
+            raise SystemExit(f'--cross-domain {spec[0]}: {e}') from None
+        rows[spec[0]]['fps'] = fps or rows[spec[0]]['fps']
+    for spec in in_domain:
+        parts, fps = _load_parts('--in-domain', spec)
+        if not parts:
+            raise SystemExit(f'--in-domain {spec[0]}: no metrics among {spec[1:]}')
+        cross_rows = parts[1:]
+        try:
+            rows[spec[0]] = in_domain_row(
+                parts[0], merge_rows(cross_rows) if cross_rows else None
+            )
+        except ValueError as e:
+            raise SystemExit(f'--in-domain {spec[0]}: {e}') from None
+        rows[spec[0]]['fps'] = fps or rows[spec[0]]['fps']
+    return rows
+
+
+def build_rows(methods, paper=None, fps_overrides=(), settings=None) -> dict:
+    """``{name: row}`` from ``--method`` lists (and paper rows)."""
+    rows = dict(settings or {})
     for spec in methods:
         if len(spec) < 2:
             raise SystemExit(f'--method {spec[0]}: give at least one path')
@@ -217,10 +293,14 @@ def plot_per_category(rows: dict, path: str, title: str) -> bool:
 
 def main(argv=None):
     args = parse_args(argv)
-    if not args.method and args.paper is None:
-        raise SystemExit('nothing to tabulate: give --method and/or --paper')
+    if not (args.method or args.cross_domain or args.in_domain) and args.paper is None:
+        raise SystemExit(
+            'nothing to tabulate: give --method, --cross-domain, --in-domain '
+            'and/or --paper'
+        )
     declare_from_configs(args.config)
-    rows = build_rows(args.method, args.paper, args.fps)
+    settings = build_setting_rows(args.cross_domain, args.in_domain)
+    rows = build_rows(args.method, args.paper, args.fps, settings)
     md = to_markdown(rows, args.products)
     print(md)
     outputs = {}

@@ -33,6 +33,9 @@ train_dataloader = dict(
         way=1,
         seed=0,
         support_draw='per_epoch',
+        # An empty support mask (empty file, or a defect lost in the resize)
+        # is drawn again: it teaches nothing and PFENet cannot use it.
+        empty_supports='redraw',
         pipeline={{_base_.train_pipeline}},
     ),
 )

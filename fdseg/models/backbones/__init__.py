@@ -2,6 +2,7 @@ from .filter_bank import FilterBank
 from .pdn import PDNStudent
 from .resnet import ResNetLayer
 from .resnet_bottlenecks import ResNetBottlenecks
+from .resnet_deep_stem import ResNetDeepStem
 from .vit import DINOv2ViT, DINOViT
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     'PDNStudent',
     'ResNetLayer',
     'ResNetBottlenecks',
+    'ResNetDeepStem',
     'DINOViT',
     'DINOv2ViT',
 ]

@@ -57,6 +57,10 @@ class FewShotSegmentor(BaseFewShotSegmentor):
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         self.refiner = MODELS.build(refiner) if refiner else None
+        if hasattr(self.head, 'attach_backbone'):
+            # Heads that run part of the backbone themselves (PFENet's prior
+            # runs layer4 on the masked support layer3).
+            self.head.attach_backbone(self.backbone)
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             self.backbone.requires_grad_(False)

@@ -1,0 +1,11 @@
+# PFENet, 400 epochs, cross-domain fold 0: train on fold 1, test on fold 0
+# (Table 2); 1-way 5-shot, 256x256.
+# Paper Table 4 row: configs/pfenet/README.md.
+_base_ = [
+    '../_base_/models/pfenet_r50-deep.py',
+    '../_base_/datasets/gfds_episodic_fold0.py',
+    '../_base_/schedules/pfenet_sgd_poly_400e.py',
+]
+train_dataloader = dict(dataset=dict(shot=5))
+val_dataloader = dict(dataset=dict(shot=5))
+test_dataloader = dict(dataset=dict(shot=5))
