@@ -105,10 +105,10 @@ def test_anchor_init_is_kaiming_fan_in():
 def test_patnet_equals_official_1shot_2shot_two_sizes(setup):
     bb, learner, head = setup
     refs = list(head.anchors)
-    for size in (64, 80):
+    for size, batch in ((64, 2), (80, 1)):
         ref_learner = _fresh(learner)
-        q, s, m = episodes(size, shots=2)
-        metas = [dict(img_shape=(size, size))] * 2
+        q, s, m = episodes(size, shots=2, batch=batch)
+        metas = [dict(img_shape=(size, size))] * batch
         with torch.no_grad():
             ref1 = official_patnet(bb, ref_learner, refs, q, s[:, 0], m[:, 0])
             got = head.predict_by_feat(run_head(head, bb, q, s[:, :1], m[:, :1]), metas)

@@ -67,15 +67,15 @@ FAMILIES = {
         ['torchvision_resnet18'],
     ),
     # Meta-learning heads with their (random) learner: the backbone file is
-    # what the config names; the runner's seed makes the heads equal.
-    'hsnet': (
-        'hsnet/hsnet_r50_800e_gfds-fold1-1shot.py',
-        GFDS,
-        ['torchvision_resnet50'],
-    ),
+    # what the config names; the runner's seed makes the heads equal. PATNet
+    # covers HSNet too (HSNetHead + anchors, the same backbone and flow).
     'patnet': (
         'patnet/patnet_r50_800e_gfds-fold1-1shot.py',
-        GFDS,
+        GFDS
+        + [
+            'test_dataloader.dataset.max_episodes_per_category=1',
+            'test_dataloader.dataset.pipeline.1.scale=(64,64)',
+        ],
         ['torchvision_resnet50'],
     ),
     'fastsam': (
@@ -193,7 +193,7 @@ def _options(family, data, cache):
     opts = list(opts) + [f'test_dataloader.dataset.data_root={root}']
     from fdseg.utils.checkpoints import CHECKPOINTS
 
-    tv = {'resnet': 'resnet18', 'hsnet': 'resnet50', 'patnet': 'resnet50'}
+    tv = {'resnet': 'resnet18', 'patnet': 'resnet50'}
     f = cache / CHECKPOINTS[f'torchvision_{tv.get(family, "resnet18")}']['filename']
     if family in tv and f.is_file():
         # torchvision files carry an 8-hex sha256 prefix a random file cannot
@@ -251,7 +251,6 @@ def tool_runs(cache, data, tmp_path_factory):
         'sam2-video',
         'pdn',
         'resnet',
-        'hsnet',
         'patnet',
         'dino',
         'dinov2',
