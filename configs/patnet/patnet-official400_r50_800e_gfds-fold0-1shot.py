@@ -1,7 +1,9 @@
 # PATNet as the official code trains and tests: 400x400 input, no
-# augmentation, plain bilinear (align_corners) support-mask resizing (no
-# small-defect rule). The paper's setting (256x256, flips / rot90, Sec. 6
-# mask rule) is patnet_r50_800e_gfds-fold0-1shot.py.
+# augmentation. The official code also resizes support masks with plain
+# bilinear interpolation (no small-defect rule of Sec. 6): add
+#   --cfg-options model.head.mask_downsample=bilinear
+# for that too. The paper's setting (256x256, flips / rot90) is
+# patnet_r50_800e_gfds-fold0-1shot.py.
 _base_ = ['./patnet_r50_800e_gfds-fold0-1shot.py']
 
 official_pipeline = [
@@ -13,4 +15,3 @@ official_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=official_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=official_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=official_pipeline))
-model = dict(head=dict(mask_downsample='bilinear'))

@@ -147,7 +147,7 @@ def test_finetune_reference_changes_nothing_between_episodes(setup):
     the fine-tuning does change the prediction (lowering its KL)."""
     bb, _, head = setup
     tfi = copy.deepcopy(head)
-    tfi.finetune_reference = dict(steps=5, lr=0.05)
+    tfi.finetune_reference = dict(steps=3, lr=0.05)
     before = [a.detach().clone() for a in tfi.anchors]
     metas = [dict(img_shape=(64, 64))]
     eps_a = episodes(64, shots=1, batch=1, seed=11)
