@@ -70,6 +70,18 @@ FAMILIES = {
         GFDS,
         ['torchvision_resnet18'],
     ),
+    # Meta-learning heads with their (random) learner: the backbone file is
+    # what the config names; the runner's seed makes the heads equal. PATNet
+    # covers HSNet too (HSNetHead + anchors, the same backbone and flow).
+    'patnet': (
+        'patnet/patnet_r50_800e_gfds-fold1-1shot.py',
+        GFDS
+        + [
+            'test_dataloader.dataset.max_episodes_per_category=1',
+            'test_dataloader.dataset.pipeline.1.scale=(64,64)',
+        ],
+        ['torchvision_resnet50'],
+    ),
     'fastsam': (
         'fm/fm-fastsam-s_pdn-l_no-train_synthetic-all-1shot.py',
         SYNTH,
@@ -126,6 +138,13 @@ def _write_resnet18(path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
 
 
+def _write_resnet50(path):
+    import torchvision
+
+    torch.manual_seed(6)
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+
+
 def _write_fastsam(path):
     from ultralytics.nn.tasks import SegmentationModel
 
@@ -162,6 +181,7 @@ WRITERS = {
         p, 'vit_small_patch14_dinov2', mask_token=True
     ),
     'torchvision_resnet18': _write_resnet18,
+    'torchvision_resnet50': _write_resnet50,
     'fastsam_s': _write_fastsam,
     'sam2.1_hiera_small': _write_sam2,
     'ssp_resnet50': _write_ssp_resnet,
@@ -195,8 +215,9 @@ def _options(family, data, cache):
     opts = list(opts) + [f'test_dataloader.dataset.data_root={root}']
     from fdseg.utils.checkpoints import CHECKPOINTS
 
-    f = cache / CHECKPOINTS['torchvision_resnet18']['filename']
-    if family == 'resnet' and f.is_file():
+    tv = {'resnet': 'resnet18', 'patnet': 'resnet50'}
+    f = cache / CHECKPOINTS[f'torchvision_{tv.get(family, "resnet18")}']['filename']
+    if family in tv and f.is_file():
         # torchvision files carry an 8-hex sha256 prefix a random file cannot
         # match: name the file by path (a registered name is checked).
         opts.append(f'model.backbone.init_cfg.checkpoint={f}')
@@ -252,6 +273,7 @@ def tool_runs(cache, data, tmp_path_factory):
         'sam2-video',
         'pdn',
         'resnet',
+        'patnet',
         'dino',
         'dinov2',
         'ssp',
@@ -279,6 +301,9 @@ def _reference(family, data, cache, monkeypatch):
         opts[k] = DictAction._parse_iterable(v)
     cfg = Config.fromfile(_cfg(config))
     cfg.merge_from_dict(opts)
+    seed = (cfg.get('randomness') or {}).get('seed')
+    if seed is not None:  # as the runner seeds before building the model
+        torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         model = init_model(cfg)

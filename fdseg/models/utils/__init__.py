@@ -1,8 +1,10 @@
+from .center_pivot_conv4d import CenterPivotConv4d
 from .constants import IMAGENET_MEAN, IMAGENET_MEAN_01, IMAGENET_STD, IMAGENET_STD_01
 from .mask_ops import downsample_mask
 from .size import to_hw
 
 __all__ = [
+    'CenterPivotConv4d',
     'downsample_mask',
     'to_hw',
     'IMAGENET_MEAN',
