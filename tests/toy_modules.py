@@ -38,6 +38,13 @@ class ToyRegressor(BaseModel):
         return pred
 
 
+@MODELS.register_module(force=True)
+class ToyLearnedRegressor(ToyRegressor):
+    """The toy regressor marked as learned by training only."""
+
+    requires_training = True
+
+
 @DATASETS.register_module(force=True)
 class ToyRegressionDataset(Dataset):
     """Fixed random linear-regression samples (seeded, identical per rank)."""

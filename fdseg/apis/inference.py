@@ -118,6 +118,7 @@ def init_model(
     device: str = 'cpu',
     cfg_options: Optional[dict] = None,
     strict: bool = True,
+    allow_untrained: bool = False,
 ) -> torch.nn.Module:
     """Build a model from a config and optionally load an fdseg checkpoint.
 
@@ -132,11 +133,15 @@ def init_model(
             (``--cfg-options`` style dotted keys).
         strict (bool): The checkpoint must match the model key for key
             (otherwise the matching keys load and a warning names the rest).
+        allow_untrained (bool): Build a model whose learned modules (PFENet,
+            HSNet, PATNet heads) stay random without ``checkpoint`` (also
+            ``allow_untrained=True`` in the config).
 
     Raises:
         MissingCheckpointError: A pretrained file the config names is not
             in the checkpoint cache (without ``checkpoint``).
         CheckpointMismatchError: The checkpoint does not fit the model.
+        UntrainedModelError: Learned modules and no ``checkpoint``.
     """
     from fdseg.engine.checkpoint import register_trusted_scheme
     from fdseg.utils import setup_config_loading
@@ -159,8 +164,17 @@ def init_model(
     # The same rules as tools/test.py (fdseg.engine.weights): pretrained
     # files without a checkpoint; a checkpoint loads strictly.
     from fdseg.engine.checkpoint import load_trusted_checkpoint
-    from fdseg.engine.weights import check_fdseg_checkpoint, prepare_weights
+    from fdseg.engine.weights import (
+        check_fdseg_checkpoint,
+        check_trained,
+        prepare_weights,
+    )
 
+    check_trained(
+        model,
+        checkpoint is not None,
+        allow_untrained or bool(cfg.get('allow_untrained', False)),
+    )
     prepare_weights(model, checkpoint_given=checkpoint is not None)
     if checkpoint is not None:
         ckpt = load_trusted_checkpoint(checkpoint, map_location='cpu')

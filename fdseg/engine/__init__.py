@@ -18,7 +18,9 @@ from .hooks import *  # noqa: F401,F403
 from .runner import FDSegRunner
 from .weights import (
     CheckpointMismatchError,
+    UntrainedModelError,
     check_fdseg_checkpoint,
+    check_trained,
     prepare_weights,
     weights_report,
 )
@@ -31,6 +33,7 @@ USER_ERRORS = (
     ChecksumMismatchError,
     CheckpointMismatchError,
     OutputDirError,
+    UntrainedModelError,
 )
 
 __all__ = [
@@ -47,4 +50,6 @@ __all__ = [
     'weights_report',
     'check_fdseg_checkpoint',
     'CheckpointMismatchError',
+    'UntrainedModelError',
+    'check_trained',
 ]

@@ -14,7 +14,12 @@ from fdseg.registry import RUNNERS
 
 from .checkpoint import load_trusted_checkpoint, register_trusted_scheme
 from .dist import init_cpu_dist, resolve_dist_backend
-from .weights import check_fdseg_checkpoint, log_weights_report, prepare_weights
+from .weights import (
+    check_fdseg_checkpoint,
+    check_trained,
+    log_weights_report,
+    prepare_weights,
+)
 
 # Wrapper types that mean "the default DDP": on CPU they become the CPU one.
 _DEFAULT_DDP_TYPES = (
@@ -125,9 +130,11 @@ class FDSegRunner(Runner):
         return self._load_from
 
     def _before_eval(self) -> None:
-        prepare_weights(
-            self._bare_model, checkpoint_given=self._checkpoint_to_load() is not None
+        given = self._checkpoint_to_load() is not None
+        check_trained(
+            self._bare_model, given, bool(self.cfg.get('allow_untrained', False))
         )
+        prepare_weights(self._bare_model, checkpoint_given=given)
 
     def test(self) -> dict:
         """Load the weights (see the class docstring), then test."""

@@ -16,6 +16,11 @@ Which weights a test run uses:
   holds the whole state dict, so it is loaded strictly and the backbones'
   pretrained files are not needed; modules whose weights live outside the
   state dict (the FastSAM / SAM2 refiners) still load theirs.
+
+Modules that only ``tools/train.py`` gives weights (``requires_training =
+True``: the PFENet, HSNet and PATNet heads) make a test run without an fdseg
+checkpoint stop with :class:`UntrainedModelError`, unless the config sets
+``allow_untrained=True`` (smoke tests); they are then reported ``UNTRAINED``.
 """
 
 import logging
@@ -34,6 +39,47 @@ _MAX_KEYS = 8
 
 class CheckpointMismatchError(RuntimeError):
     """An fdseg checkpoint does not fit the model built from the config."""
+
+
+class UntrainedModelError(RuntimeError):
+    """A test run would score modules that only training gives weights."""
+
+
+def untrained_modules(model: nn.Module) -> List[str]:
+    """``'name (Type)'`` of every module marked ``requires_training``."""
+    return [
+        f'{name or "(model)"} ({type(m).__name__})'
+        for name, m in model.named_modules()
+        if getattr(m, 'requires_training', False)
+    ]
+
+
+def check_trained(
+    model: nn.Module, checkpoint_given: bool, allow_untrained: bool = False
+) -> None:
+    """Refuse to evaluate learned modules that no checkpoint will fill.
+
+    Args:
+        model (nn.Module): The (unwrapped) model.
+        checkpoint_given (bool): An fdseg checkpoint will be loaded.
+        allow_untrained (bool): Run random learned modules on purpose
+            (``allow_untrained=True`` in the config).
+
+    Raises:
+        UntrainedModelError: ``requires_training`` modules and no checkpoint.
+    """
+    if checkpoint_given or allow_untrained:
+        return
+    found = untrained_modules(model)
+    if found:
+        raise UntrainedModelError(
+            f'{", ".join(found)} is learned by tools/train.py and no fdseg '
+            'checkpoint was given, so its weights would be random. Pass the '
+            'checkpoint of a training run (tools/test.py CONFIG CHECKPOINT; '
+            'init_model(config, checkpoint)), or set allow_untrained=True '
+            '(--cfg-options allow_untrained=True) to run random weights on '
+            'purpose.'
+        )
 
 
 def prepare_weights(model: nn.Module, checkpoint_given: bool) -> None:
@@ -75,7 +121,8 @@ def weights_report(model: nn.Module, checkpoint: Optional[str] = None) -> List[s
     Returns:
         list[str]: One line per file (module, name, path, sha256 prefix),
         then one ``RANDOM`` line per module that expects pretrained weights
-        but got none.
+        but got none and one ``UNTRAINED`` line per ``requires_training``
+        module without an fdseg checkpoint.
     """
     lines = []
     if checkpoint is not None:
@@ -104,6 +151,12 @@ def weights_report(model: nn.Module, checkpoint: Optional[str] = None) -> List[s
                 f'({type(module).__name__}): RANDOM weights (the '
                 'config names no pretrained checkpoint)'
             )
+    if checkpoint is None:
+        for found in untrained_modules(model):
+            lines.append(
+                f'  {found}: UNTRAINED (random) weights (learned by '
+                'tools/train.py; no fdseg checkpoint was given)'
+            )
     return lines
 
 
@@ -115,7 +168,7 @@ def log_weights_report(model: nn.Module, checkpoint: Optional[str] = None) -> No
             '  none: the model has no pretrained or trained weights '
             '(a training-free, parameter-free method)'
         ]
-    random_ = any('RANDOM' in ln for ln in lines)
+    random_ = any('RANDOM' in ln or 'UNTRAINED' in ln for ln in lines)
     print_log(
         'Weights of this run:\n' + '\n'.join(lines),
         logger='current',

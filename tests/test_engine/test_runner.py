@@ -453,3 +453,29 @@ def test_resume_loads_strictly(trained, tmp_path):
     )
     assert code != 0
     assert 'unexpected keys (1): extra' in out and '--non-strict' in out
+
+
+def test_learned_modules_need_a_checkpoint(tmp_path):
+    """A model only training fills is not scored with random weights."""
+    from fdseg.apis import init_model
+    from fdseg.engine import FDSegRunner, UntrainedModelError, weights_report
+    from tests.toy_modules import ToyLearnedRegressor
+
+    cfg = Config.fromfile(write_toy_cfg(tmp_path / 'toy.py'))
+    cfg.model = dict(type='ToyLearnedRegressor', in_dim=8)
+    cfg.work_dir = str(tmp_path / 'wd')
+    cfg.custom_hooks = []
+    with pytest.raises(UntrainedModelError, match=r'\(model\) \(ToyLearnedRegressor\)'):
+        FDSegRunner.from_cfg(cfg.copy()).test()
+    with pytest.raises(UntrainedModelError, match='allow_untrained=True'):
+        init_model(cfg.copy())
+    # On purpose: it runs, and the weights report says UNTRAINED.
+    cfg.allow_untrained = True
+    cfg.experiment_name = 'toy_untrained'
+    runner = FDSegRunner.from_cfg(cfg.copy())
+    assert runner.test()['mse'] > 0
+    log = open(runner.logger.log_file).read()
+    assert 'UNTRAINED (random) weights' in log
+    assert init_model(cfg.copy()).requires_training
+    # With a checkpoint nothing is reported untrained.
+    assert weights_report(ToyLearnedRegressor(), checkpoint='x.pth')[1:] == []

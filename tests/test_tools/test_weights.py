@@ -79,6 +79,8 @@ FAMILIES = {
         + [
             'test_dataloader.dataset.max_episodes_per_category=1',
             'test_dataloader.dataset.pipeline.1.scale=(64,64)',
+            # The learner is random on purpose (no training run here).
+            'allow_untrained=True',
         ],
         ['torchvision_resnet50'],
     ),

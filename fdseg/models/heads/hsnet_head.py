@@ -170,6 +170,10 @@ class HSNetHead(BaseFewShotHead):
         init_cfg (dict, optional): Initialisation config.
     """
 
+    #: Its layers are learned by tools/train.py: testing without an fdseg
+    #: checkpoint stops (see fdseg.engine.weights.check_trained).
+    requires_training = True
+
     #: Background score of the K-shot vote map: a normalised vote
     #: ``v = a / b`` (integers, ``b <= K``) below 0.5 is at most
     #: ``0.5 - 1 / (2K)``, so ``v >= 0.5`` is exactly ``v > VOTE_BG``.

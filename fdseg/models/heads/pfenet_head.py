@@ -85,6 +85,10 @@ class PFENetHead(BaseFewShotHead):
             pixels not ignored).
     """
 
+    #: Its layers are learned by tools/train.py: testing without an fdseg
+    #: checkpoint stops (see fdseg.engine.weights.check_trained).
+    requires_training = True
+
     def __init__(
         self,
         in_channels: Sequence[int] = (512, 1024, 2048),
