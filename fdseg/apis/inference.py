@@ -3,33 +3,113 @@
 Example::
 
     from fdseg.apis import FewShotInferencer
-    inf = FewShotInferencer('configs/quickstart/...py', checkpoint=None)
+    cfg = 'fdseg::quickstart/fm_filterbank_no-train_synthetic-all-1shot.py'
+    inf = FewShotInferencer(cfg, device='auto')
     inf.set_support(['s1.png'], ['s1_mask.png'])
-    masks = inf(['q1.png', 'q2.png'])      # list of [H, W] uint8 0/1
+    for r in inf.predict('line/*.png'):        # FewShotResult per image
+        print(r.name, r.decision, r.score, r.instances)
+        r.save('out', overlay=True)
+    masks = inf(['q1.png', 'q2.png'])          # list of [H, W] uint8 labels
 
-Inputs follow the same conventions as the dataset
-(:mod:`fdseg.datasets.transforms.conventions`, docs/get_started.md): what is
-not unambiguous is refused with a message naming the argument.
+Images and masks go through the config's own test pipeline (every transform
+between ``LoadEpisode`` and ``PackEpisodeInputs``, e.g. ``ResizeEpisode``
+and ``BinarizeEpisodeMasks``), so the inferencer sees exactly what
+``tools/test.py`` sees. Inputs follow the dataset's conventions
+(:mod:`fdseg.datasets.transforms.conventions`, docs/get_started.md): what
+is not unambiguous is refused with a message naming the argument.
 """
 
+import difflib
+import glob
 import os
+import os.path as osp
 import warnings
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
+from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from fdseg.datasets.transforms import read_image, read_mask
-from fdseg.datasets.transforms.conventions import image_to_rgb_uint8, mask_to_uint8
+from fdseg.datasets.transforms import episode_pipeline, read_mask
+from fdseg.datasets.transforms.conventions import mask_to_uint8
 from fdseg.registry import MODELS
 from fdseg.structures import EpisodeDataSample
 
-#: A path (str / PathLike), an RGB ``[H, W, 3]`` / gray ``[H, W]`` array, a
-#: ``[3, H, W]`` tensor or a PIL image.
-ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, Any]
+from .results import FewShotResult
+from .sources import (
+    ImageLike,
+    ImageSource,
+    is_path,
+    is_pil,
+    load_rgb,
+    pil_array,
+    to_hwc,
+)
+
+#: Pipeline steps the inferencer does itself (it reads arrays as well as
+#: files, and packs batches of queries without supports).
+_OWN_STEPS = ('LoadEpisode', 'PackEpisodeInputs')
+#: Random test-time steps would make a pinned support differ per query.
+_RANDOM_STEPS = ('RandomFlipEpisode', 'RandomRotate90Episode')
+
+
+def resolve_device(device: Optional[str]) -> str:
+    """``'auto'`` (or None) -> ``'cuda'`` when available, else ``'cpu'``."""
+    if device in (None, 'auto'):
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return device
+
+
+def config_root() -> str:
+    """The configs shipped with fdseg (``fdseg/.mim/configs``)."""
+    return osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim', 'configs')
+
+
+def resolve_config(model: str) -> str:
+    """A config file from a path, an ``fdseg::`` name or a bare config name.
+
+    Args:
+        model (str): ``path/to/config.py``; ``fdseg::quickstart/x.py`` (a
+            config shipped with fdseg); or a config's name without folder
+            or suffix (``fm_pdn-s_no-train_custom-1shot``), looked up among
+            the shipped configs.
+
+    Returns:
+        str: The config file.
+
+    Raises:
+        FileNotFoundError: No such file or shipped config; the message
+            names the argument and the closest config names.
+    """
+    model = os.fspath(model)
+    if osp.isfile(model):
+        return model
+    root = config_root()
+    if model.startswith('fdseg::'):
+        rel = model[len('fdseg::') :]
+        path = osp.join(root, rel if rel.endswith('.py') else rel + '.py')
+        if osp.isfile(path):
+            return path
+        raise FileNotFoundError(
+            f'--model {model}: no config {rel} shipped with fdseg (under {root})'
+        )
+    shipped = {
+        osp.splitext(osp.basename(p))[0]: p
+        for p in glob.glob(osp.join(root, '**', '*.py'), recursive=True)
+        if '_base_' not in p.split(os.sep)
+    }
+    name = osp.splitext(osp.basename(model))[0]
+    if '/' not in model and os.sep not in model and name in shipped:
+        return shipped[name]
+    close = difflib.get_close_matches(name, list(shipped), n=3, cutoff=0.5)
+    hint = f' Did you mean: {", ".join(close)}?' if close else ''
+    raise FileNotFoundError(
+        f'--model {model}: not a config file, and no config of that name '
+        f'ships with fdseg (configs/*/<name>.py).{hint}'
+    )
 
 
 def init_model(
@@ -42,12 +122,14 @@ def init_model(
     """Build a model from a config and optionally load an fdseg checkpoint.
 
     Args:
-        config (str | Config): Config file or object.
+        config (str | Config): Config file, ``fdseg::`` name, bare config
+            name (see :func:`resolve_config`) or config object.
         checkpoint (str, optional): An fdseg training checkpoint (trusted:
             loaded with ``weights_only=False``). Pretrained third-party
             weights come through the model's ``init_cfg`` instead.
-        device (str): Device.
-        cfg_options (dict, optional): Overrides merged into the config.
+        device (str): Device; ``'auto'`` picks CUDA when available.
+        cfg_options (dict, optional): Overrides merged into the config
+            (``--cfg-options`` style dotted keys).
         strict (bool): The checkpoint must match the model key for key
             (otherwise the matching keys load and a warning names the rest).
 
@@ -58,12 +140,17 @@ def init_model(
     """
     from fdseg.engine.checkpoint import register_trusted_scheme
     from fdseg.utils import setup_config_loading
+    from fdseg.utils.config_checks import load_config
 
     setup_config_loading()  # ``_base_ = 'fdseg::...'``
     register_trusted_scheme()  # ``init_cfg`` with ``fdseg-trusted://``
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    if isinstance(config, (str, os.PathLike)):
+        cfg = load_config(resolve_config(config), cfg_options)
+    else:
+        cfg = config
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    device = resolve_device(device)
     init_default_scope(cfg.get('default_scope', 'fdseg'))
     import fdseg.utils
 
@@ -84,28 +171,6 @@ def init_model(
     return model.to(device).eval()
 
 
-def _test_scale(cfg: Config):
-    """The ``ResizeEpisode`` scale of the config's test pipeline, if any."""
-    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])
-    for t in pipeline:
-        if t.get('type') == 'ResizeEpisode':
-            s = t.get('scale', (256, 256))
-            return (s, s) if isinstance(s, int) else tuple(s)
-    return None
-
-
-def _is_pil(x) -> bool:
-    # PIL is imported lazily: only check the type when it is loaded.
-    import sys
-
-    pil = sys.modules.get('PIL.Image')
-    return pil is not None and isinstance(x, pil.Image)
-
-
-def _is_path(x) -> bool:
-    return isinstance(x, (str, os.PathLike))
-
-
 def _as_items(x, arg: str, batch_ndim: Optional[int]) -> list:
     """A sequence argument as a list; a single item is a list of one.
 
@@ -115,7 +180,7 @@ def _as_items(x, arg: str, batch_ndim: Optional[int]) -> list:
         batch_ndim (int, optional): An array or tensor with this many
             dimensions is a batch (``[B, H, W, C]`` / ``[B, C, H, W]``).
     """
-    if _is_path(x) or _is_pil(x):
+    if is_path(x) or is_pil(x):
         return [x]
     if isinstance(x, (np.ndarray, torch.Tensor)):
         if batch_ndim is not None and x.ndim == batch_ndim:
@@ -129,73 +194,74 @@ def _as_items(x, arg: str, batch_ndim: Optional[int]) -> list:
     )
 
 
-def _to_hwc(x, arg: str) -> np.ndarray:
-    """Array / tensor -> numpy ``[H, W]`` or ``[H, W, C]``.
+def test_transforms(
+    cfg: Optional[Config], scale: Optional[Tuple[int, int]] = None
+) -> Tuple[Compose, Tuple[int, int]]:
+    """The config's test pipeline without loading and packing.
 
-    Arrays are channel-last unless only channel-first fits, tensors the
-    other way round; the channel count must be 1, 3 or 4.
+    Args:
+        cfg (Config, optional): Config with ``test_dataloader.dataset
+            .pipeline``; the default GFDS pipeline (256x256) when None or
+            absent.
+        scale (tuple[int, int], optional): Overrides the ``ResizeEpisode``
+            scale ``(w, h)``.
+
+    Returns:
+        tuple: The transforms (over LoadEpisode's results dict) and the
+        network input size ``(w, h)``.
+
+    Raises:
+        ValueError: The pipeline has no ``ResizeEpisode`` (queries of
+            several sizes could not be batched) or a random transform.
     """
-    chw_first = isinstance(x, torch.Tensor)
-    if chw_first:
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim == 2:
-        return x
-    if x.ndim != 3:
-        raise ValueError(
-            f'{arg}: expected [H, W], [H, W, C] or [C, H, W], '
-            f'got shape {tuple(x.shape)}'
-        )
-    hwc, chw = x.shape[2] in (1, 3, 4), x.shape[0] in (1, 3, 4)
-    if (chw_first and chw) or (chw and not hwc):
-        return x.transpose(1, 2, 0)
-    if hwc:
-        return x
-    raise ValueError(
-        f'{arg}: no axis of shape {tuple(x.shape)} has 1, 3 '
-        'or 4 channels (pass several images or masks as a '
-        'list)'
-    )
-
-
-_PIL_KEEP = ('L', 'RGB', 'RGBA', 'I', 'I;16', 'I;16B', 'I;16L', 'F')
-
-
-def _pil_array(im, arg: str, mask: bool) -> Tuple[np.ndarray, bool]:
-    """A PIL image as an array; returns ``(array, palette indices)``.
-
-    16-bit and float modes keep their values (the conventions scale them);
-    an image of another mode is converted to RGB(A), a mask of a palette
-    mode gives its indices (not the colours).
-    """
-    if mask:
-        if im.mode == 'P':
-            return np.asarray(im), True
-        if im.mode not in _PIL_KEEP + ('1', 'LA'):
+    pipeline = None
+    if cfg is not None:
+        pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
+    if not pipeline:
+        pipeline = episode_pipeline(256)
+    steps = []
+    for t in pipeline:
+        t = dict(t)
+        kind = t.get('type')
+        if kind in _OWN_STEPS:
+            continue
+        if kind in _RANDOM_STEPS:
             raise ValueError(
-                f'{arg}: PIL mask of mode {im.mode!r}; pass '
-                "mode 'L', '1', 'P' or 'I;16'"
+                f'the test pipeline has the random transform {kind}: remove '
+                'it for inference'
             )
-        return np.asarray(im), False
-    if im.mode not in _PIL_KEEP:
-        alpha = im.mode in ('LA', 'PA', 'La', 'RGBa') or ('transparency' in im.info)
-        im = im.convert('RGBA' if alpha else 'RGB')
-    return np.asarray(im), False
+        if kind == 'ResizeEpisode' and scale is not None:
+            t['scale'] = tuple(scale)
+        steps.append(t)
+    resize = [t for t in steps if t.get('type') == 'ResizeEpisode']
+    if not resize:
+        raise ValueError(
+            'the test pipeline has no ResizeEpisode: the inferencer needs a '
+            'fixed network input size'
+        )
+    s = resize[-1].get('scale', (256, 256))
+    size = (s, s) if isinstance(s, int) else tuple(int(v) for v in s)
+    return Compose(steps), size
 
 
 class FewShotInferencer:
     """Segment queries against a pinned support set.
 
-    Images are read and resized as in the config's test pipeline; masks are
-    thresholded after resizing (``mask_threshold``, 30 as in GFDS; use 127
-    for clean 0/255 masks). Predictions are returned at each query's
-    original size.
+    Images and masks go through the config's test pipeline (see
+    :func:`test_transforms`: e.g. bilinear ``ResizeEpisode`` and
+    ``BinarizeEpisodeMasks``); support masks are thresholded after resizing
+    (``mask_threshold``, 30 as in GFDS; use 127 for clean 0/255 masks).
+    Predictions are returned at each query's original size:
+    :meth:`predict` gives :class:`~fdseg.apis.FewShotResult` objects (mask,
+    score map, instances, decision), calling the inferencer gives label
+    maps only.
 
     Inputs (supports and queries alike, by the dataset's rules):
 
     - paths (``str`` or ``pathlib.Path``) are read as the dataset reads
       files (:func:`~fdseg.datasets.transforms.read_image` /
-      :func:`~fdseg.datasets.transforms.read_mask`);
+      :func:`~fdseg.datasets.transforms.read_mask`); queries may also be a
+      folder or a glob (:class:`~fdseg.apis.ImageSource`);
     - arrays are **RGB** (not OpenCV's BGR: convert ``cv2.imread`` results
       with ``cv2.cvtColor(img, cv2.COLOR_BGR2RGB)``), ``[H, W, 3]``,
       ``[H, W]`` (gray) or ``[H, W, 4]`` (a constant alpha is dropped,
@@ -216,14 +282,17 @@ class FewShotInferencer:
     ``{0, 2}`` mask) is refused: pass ``mask == k``.
 
     Args:
-        model (str | Config | nn.Module): Config (file) or a built model.
+        model (str | Config | nn.Module): Config file, ``fdseg::`` name,
+            bare config name (:func:`resolve_config`), Config, or a built
+            model.
         checkpoint (str, optional): fdseg checkpoint for a config.
-        device (str): Device.
+        device (str): Device; ``'auto'`` picks CUDA when available.
         scale (tuple[int, int], optional): Network input ``(w, h)``;
             defaults to the config's test pipeline, else 256x256.
         mask_threshold (int): Support-mask threshold after resizing.
         image_bit_depth (int, optional): Bit depth of 16-bit images (e.g. 12);
             inferred per image when None.
+        cfg_options (dict, optional): Config overrides (dotted keys).
     """
 
     def __init__(
@@ -234,49 +303,40 @@ class FewShotInferencer:
         scale=None,
         mask_threshold: int = 30,
         image_bit_depth: Optional[int] = None,
+        cfg_options: Optional[dict] = None,
     ):
+        device = resolve_device(device)
         if not isinstance(model, torch.nn.Module):
-            model = init_model(model, checkpoint, device)
+            model = init_model(model, checkpoint, device, cfg_options=cfg_options)
+        else:
+            model = model.to(device)
         self.model = model.eval()
         self.device = device
-        cfg = getattr(model, 'cfg', None)
-        self.scale = (
-            tuple(scale)
-            if scale is not None
-            else (_test_scale(cfg) if cfg is not None else None) or (256, 256)
+        self.transforms, self.scale = test_transforms(
+            getattr(model, 'cfg', None), scale
         )
         self.mask_threshold = mask_threshold
         self.image_bit_depth = image_bit_depth
+        self.class_names: Tuple[str, ...] = ('background', 'defect')
         self._support = None
 
     def _load_img(self, img: ImageLike, arg: str = 'image') -> np.ndarray:
         """Any accepted image -> uint8 RGB ``[H, W, 3]``."""
-        if _is_path(img):
-            return read_image(os.fspath(img), bit_depth=self.image_bit_depth)
-        if _is_pil(img):
-            arr = _pil_array(img, arg, mask=False)[0]
-        elif isinstance(img, (np.ndarray, torch.Tensor)):
-            arr = _to_hwc(img, arg)
-        else:
-            raise TypeError(
-                f'{arg}: expected a path, an array, a tensor or a '
-                f'PIL image, got {type(img).__name__}'
-            )
-        return image_to_rgb_uint8(arr, arg, 'rgb', self.image_bit_depth)
+        return load_rgb(img, arg, self.image_bit_depth)
 
     def _load_mask(self, m, arg: str) -> np.ndarray:
         """Any accepted mask -> uint8 ``[H, W]`` 0..255 (binary rules)."""
         setting = f'FewShotInferencer(mask_threshold={self.mask_threshold})'
         hint = 'pass a binary mask such as (mask == k) for class k'
-        if _is_path(m):
+        if is_path(m):
             return read_mask(
                 os.fspath(m), 'binary', threshold=self.mask_threshold, setting=setting
             )
         palette = False
-        if _is_pil(m):
-            arr, palette = _pil_array(m, arg, mask=True)
+        if is_pil(m):
+            arr, palette = pil_array(m, arg, mask=True)
         elif isinstance(m, (np.ndarray, torch.Tensor)):
-            arr = _to_hwc(m, arg)
+            arr = to_hwc(m, arg)
         else:
             raise TypeError(
                 f'{arg}: expected a path, an array, a tensor or a '
@@ -292,8 +352,23 @@ class FewShotInferencer:
             index_hint=hint,
         )
 
-    def _to_tensor(self, img: np.ndarray) -> torch.Tensor:
-        img = cv2.resize(img, self.scale, interpolation=cv2.INTER_LINEAR)
+    def _transform(self, img: np.ndarray, s_imgs=(), s_masks=()) -> dict:
+        """Run the test pipeline on a query (and supports)."""
+        results = dict(
+            img=img,
+            gt_mask=np.zeros(img.shape[:2], np.uint8),
+            support_imgs=list(s_imgs),
+            support_masks=list(s_masks),
+            ori_shape=img.shape[:2],
+            img_shape=img.shape[:2],
+            mask_threshold=self.mask_threshold,
+        )
+        return self.transforms(results)
+
+    @staticmethod
+    def _chw(img: np.ndarray) -> torch.Tensor:
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
     def set_support(
@@ -301,6 +376,8 @@ class FewShotInferencer:
         images: Union[ImageLike, Sequence[ImageLike]],
         masks: Union[ImageLike, Sequence[ImageLike]],
         labels: Optional[Sequence[int]] = None,
+        class_names: Optional[Sequence[str]] = None,
+        empty: str = 'warn',
     ) -> None:
         """Encode and pin a support set (K images with their masks).
 
@@ -308,7 +385,7 @@ class FewShotInferencer:
         foreground: with the prototype matcher, a way whose supports are all
         empty is never predicted. A full one adds no background: if every
         support is full, every query pixel is predicted foreground. Both
-        warn, naming the support.
+        warn (or raise, ``empty='error'``), naming the support.
 
         Args:
             images (list[str | Path | ndarray | Tensor | PIL.Image]): Support
@@ -318,13 +395,21 @@ class FewShotInferencer:
                 masks (0/255, 0/1, bool, soft ``[0, 1]`` floats, ...).
             labels (list[int], optional): Way of each support (N-way):
                 integers covering 1..N; all 1 when None.
+            class_names (list[str], optional): Name of each way 1..N (the
+                results' ``class_names[1:]``); ``defect`` (one way) or
+                ``defect_<k>`` when None.
+            empty (str): ``'warn'`` or ``'error'`` for an empty or full mask.
 
         Raises:
             ValueError: Different numbers of images and masks or labels, a
                 mask of another size than its image, labels outside 1..N,
-                or an input outside the conventions (named by argument).
+                class names not matching the ways, an empty / full mask with
+                ``empty='error'``, or an input outside the conventions
+                (named by argument).
             TypeError: An argument of an unsupported type.
         """
+        if empty not in ('warn', 'error'):
+            raise ValueError(f'empty must be "warn" or "error", got {empty!r}')
         images = _as_items(images, 'images', batch_ndim=4)
         masks = _as_items(masks, 'masks', batch_ndim=None)
         if len(images) != len(masks) or not images:
@@ -334,32 +419,60 @@ class FewShotInferencer:
                 ' pass masks as a list of [H, W] masks)'
             )
         lab = self._check_labels(labels, len(images))
-        imgs, ms = [], []
+        n_ways = int(lab.max())
+        if class_names is None:
+            class_names = (
+                ['defect']
+                if n_ways == 1
+                else [f'defect_{k}' for k in range(1, n_ways + 1)]
+            )
+        class_names = [str(c) for c in class_names]
+        if len(class_names) != n_ways or len(set(class_names)) != n_ways:
+            raise ValueError(
+                f'class_names must be {n_ways} distinct names (one per way), '
+                f'got {class_names}'
+            )
+        imgs, ms, names = [], [], []
         for i, (im, m) in enumerate(zip(images, masks)):
             im = self._load_img(im, f'images[{i}]')
-            name = f'masks[{i}]' + (f' ({os.fspath(m)})' if _is_path(m) else '')
+            name = f'masks[{i}]' + (f' ({os.fspath(m)})' if is_path(m) else '')
             m = self._load_mask(m, name)
             if m.shape[:2] != im.shape[:2]:
+                files = ''
+                if is_path(masks[i]) and is_path(images[i]):
+                    files = (
+                        f' (mask {os.fspath(masks[i])}, image {os.fspath(images[i])})'
+                    )
                 raise ValueError(
-                    f'support {i}: mask is {m.shape[:2]} but image is {im.shape[:2]}'
+                    f'support {i}: mask is {m.shape[:2]} but image is '
+                    f'{im.shape[:2]} (H, W){files}'
                 )
-            m = cv2.resize(m, self.scale, interpolation=cv2.INTER_LINEAR)
-            fg = m > self.mask_threshold
+            imgs.append(im)
+            ms.append(m)
+            names.append(name)
+        res = self._transform(imgs[0], imgs, ms)
+        t_imgs, t_masks = [], []
+        for i, (im, m) in enumerate(zip(res['support_imgs'], res['support_masks'])):
+            fg = np.asarray(m) > 0  # 0/1 after BinarizeEpisodeMasks
             if not fg.any() or fg.all():
-                warnings.warn(
-                    f'{name} is {"empty" if not fg.any() else "full"} at the '
+                msg = (
+                    f'{names[i]} is {"empty" if not fg.any() else "full"} at the '
                     f'network size {self.scale[0]}x{self.scale[1]} (mask > '
                     f'{self.mask_threshold}): support {i} adds no '
                     f'{"foreground" if not fg.any() else "background"}'
                 )
-            imgs.append(self._to_tensor(im))
-            ms.append(torch.from_numpy(fg.astype(np.int64)))
+                if empty == 'error':
+                    raise ValueError(msg)
+                warnings.warn(msg)
+            t_imgs.append(self._chw(im))
+            t_masks.append(torch.from_numpy(fg.astype(np.int64)))
         self.model.set_support(
-            torch.stack(imgs).to(self.device),
-            torch.stack(ms).to(self.device),
+            torch.stack(t_imgs).to(self.device),
+            torch.stack(t_masks).to(self.device),
             lab.to(self.device),
         )
-        self._support = len(imgs)
+        self.class_names = ('background', *class_names)
+        self._support = len(t_imgs)
 
     @staticmethod
     def _check_labels(labels, n: int) -> torch.Tensor:
@@ -389,7 +502,129 @@ class FewShotInferencer:
             )
         return torch.from_numpy(vals)
 
+    # ------------------------------------------------------------------
+    # queries
+    # ------------------------------------------------------------------
     @torch.no_grad()
+    def predict_arrays(
+        self, images: Sequence[np.ndarray]
+    ) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Segment RGB queries in one forward pass.
+
+        Args:
+            images (list[np.ndarray]): ``[H, W, 3]`` uint8 RGB queries.
+
+        Returns:
+            list[tuple]: Per query, at its original size, the ``[H, W]``
+            uint8 label map (nearest-neighbour resize of ``pred_sem_seg``)
+            and the ``[H, W]`` float32 defect score
+            ``1 - softmax(seg_logits)[0]`` (bilinear resize).
+        """
+        if self._support is None:
+            raise RuntimeError('call set_support() before segmenting queries')
+        if not len(images):
+            return []
+        inputs, samples = [], []
+        for q in images:
+            res = self._transform(q)
+            s = EpisodeDataSample()
+            s.set_metainfo(dict(ori_shape=q.shape[:2], img_shape=res['img'].shape[:2]))
+            samples.append(s)
+            inputs.append(self._chw(res['img']))
+        data = self.model.data_preprocessor(dict(inputs=inputs, data_samples=samples))
+        out = []
+        for q, r in zip(
+            images, self.model.predict(data['inputs'], data['data_samples'])
+        ):
+            size = (q.shape[1], q.shape[0])
+            pred = r.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+            logits = r.seg_logits.data.float()
+            score = (1 - torch.softmax(logits, 0)[0]).cpu().numpy().astype(np.float32)
+            out.append(
+                (
+                    cv2.resize(pred, size, interpolation=cv2.INTER_NEAREST),
+                    np.clip(
+                        cv2.resize(score, size, interpolation=cv2.INTER_LINEAR), 0, 1
+                    ),
+                )
+            )
+        return out
+
+    def predict_batch(
+        self,
+        items: Sequence[Tuple[str, np.ndarray]],
+        threshold: Optional[float] = None,
+    ) -> List[FewShotResult]:
+        """Results of named RGB queries (one forward pass).
+
+        The interface ``fdseg predict`` calls on every source of
+        predictions.
+
+        Args:
+            items (list[tuple[str, np.ndarray]]): ``(name, [H, W, 3] uint8
+                RGB)`` as :class:`~fdseg.apis.ImageSource` yields them.
+            threshold (float, optional): Image-level decision threshold (see
+                :meth:`FewShotResult.from_maps`).
+        """
+        maps = self.predict_arrays([img for _, img in items])
+        return [
+            FewShotResult.from_maps(
+                name, mask, score, self.class_names, image=img, threshold=threshold
+            )
+            for (name, img), (mask, score) in zip(items, maps)
+        ]
+
+    def stream(
+        self,
+        source,
+        batch_size: int = 8,
+        threshold: Optional[float] = None,
+        on_error: Optional[Callable[[str, Exception], None]] = None,
+        recursive: bool = False,
+    ) -> Iterator[FewShotResult]:
+        """Yield a :class:`~fdseg.apis.FewShotResult` per query, lazily.
+
+        Args:
+            source: Path, folder, glob, ``Path``, PIL image, RGB array,
+                tensor or a list of them (:class:`~fdseg.apis.ImageSource`),
+                or an :class:`~fdseg.apis.ImageSource`.
+            batch_size (int): Queries per forward pass.
+            threshold (float, optional): Image-level decision threshold.
+            on_error (callable, optional): ``on_error(name, exc)`` for an
+                input that cannot be read, which is then skipped; None
+                raises.
+            recursive (bool): List folders recursively.
+        """
+        if self._support is None:
+            raise RuntimeError('call set_support() before segmenting queries')
+        if not isinstance(source, ImageSource):
+            source = ImageSource(
+                source,
+                recursive=recursive,
+                bit_depth=self.image_bit_depth,
+                on_error=on_error,
+                arg='queries',
+            )
+        chunk = []
+        for item in source:
+            chunk.append(item)
+            if len(chunk) == batch_size:
+                yield from self.predict_batch(chunk, threshold)
+                chunk = []
+        if chunk:
+            yield from self.predict_batch(chunk, threshold)
+
+    def predict(
+        self,
+        source,
+        batch_size: int = 8,
+        threshold: Optional[float] = None,
+        on_error: Optional[Callable[[str, Exception], None]] = None,
+        recursive: bool = False,
+    ) -> List[FewShotResult]:
+        """:meth:`stream` as a list (same arguments)."""
+        return list(self.stream(source, batch_size, threshold, on_error, recursive))
+
     def __call__(
         self, queries: Union[ImageLike, Sequence[ImageLike]], batch_size: int = 8
     ) -> List[np.ndarray]:
@@ -403,31 +638,6 @@ class FewShotInferencer:
         """
         if self._support is None:
             raise RuntimeError('call set_support() before segmenting queries')
-        queries = _as_items(queries, 'queries', batch_ndim=4)
-        out = []
-        for b in range(0, len(queries), batch_size):
-            chunk = [
-                self._load_img(q, f'queries[{b + i}]')
-                for i, q in enumerate(queries[b : b + batch_size])
-            ]
-            samples = []
-            for q in chunk:
-                s = EpisodeDataSample()
-                s.set_metainfo(
-                    dict(
-                        ori_shape=q.shape[:2], img_shape=(self.scale[1], self.scale[0])
-                    )
-                )
-                samples.append(s)
-            data = self.model.data_preprocessor(
-                dict(inputs=[self._to_tensor(q) for q in chunk], data_samples=samples)
-            )
-            res = self.model.predict(data['inputs'], data['data_samples'])
-            for q, r in zip(chunk, res):
-                pred = r.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-                out.append(
-                    cv2.resize(
-                        pred, (q.shape[1], q.shape[0]), interpolation=cv2.INTER_NEAREST
-                    )
-                )
-        return out
+        if isinstance(queries, (list, tuple)) and not queries:
+            return []
+        return [r.mask for r in self.stream(queries, batch_size)]

@@ -269,10 +269,26 @@ class FewShotDefectDataset(BaseDataset):
         """Remember non-image entries for the one warning of the scan."""
         self.__dict__.setdefault('_skipped', []).extend(paths)
 
+    def _dirs(self, spec: ProductSpec, category: str) -> Tuple[str, str]:
+        """The image folder and the mask folder of one category."""
+        return (
+            osp.join(self.data_root, spec.folder, 'images', category),
+            osp.join(self.data_root, spec.folder, 'ground_truth', category),
+        )
+
+    def _pair_masks(self, gt_dir: str, names: List[str]) -> Dict[str, str]:
+        """Image stem -> mask path, from the mask file names of a folder."""
+        masks = {}
+        for stem, f in _by_stem(gt_dir, names).items():
+            # MVTec-style "<stem>_mask.png" names pair too.
+            if stem.endswith('_mask') and stem[:-5] not in masks:
+                masks.setdefault(stem[:-5], osp.join(gt_dir, f))
+            masks[stem] = osp.join(gt_dir, f)
+        return masks
+
     def _list_category(self, spec: ProductSpec, category: str) -> List[dict]:
         """Image records of one category, paired with masks by stem."""
-        img_dir = osp.join(self.data_root, spec.folder, 'images', category)
-        gt_dir = osp.join(self.data_root, spec.folder, 'ground_truth', category)
+        img_dir, gt_dir = self._dirs(spec, category)
         names, skipped = list_folder(img_dir)
         self._skip(skipped)
         imgs = _by_stem(img_dir, names)
@@ -280,11 +296,7 @@ class FewShotDefectDataset(BaseDataset):
         if category != GOOD and osp.isdir(gt_dir):
             names, skipped = list_folder(gt_dir)
             self._skip(skipped)
-            for stem, f in _by_stem(gt_dir, names).items():
-                # MVTec-style "<stem>_mask.png" names pair too.
-                if stem.endswith('_mask') and stem[:-5] not in masks:
-                    masks.setdefault(stem[:-5], osp.join(gt_dir, f))
-                masks[stem] = osp.join(gt_dir, f)
+            masks = self._pair_masks(gt_dir, names)
         records = []
         for stem, f in imgs.items():
             mask_path = None
@@ -293,7 +305,7 @@ class FewShotDefectDataset(BaseDataset):
                 if mask_path is None:
                     msg = (
                         f'{osp.join(img_dir, f)} has no mask in {gt_dir} '
-                        f'(expected {stem}.<ext>)'
+                        f'(expected {self._expected_mask(stem)})'
                     )
                     if self.missing_mask == 'error':
                         raise FileNotFoundError(
@@ -311,6 +323,10 @@ class FewShotDefectDataset(BaseDataset):
                 )
             )
         return records
+
+    def _expected_mask(self, stem: str) -> str:
+        """The mask name an image stem pairs with (for messages)."""
+        return f'{stem}.<ext>'
 
     def _category_dirs(self, spec: ProductSpec) -> List[str]:
         """Category folders of a product (hidden folders skipped)."""
@@ -445,7 +461,7 @@ class FewShotDefectDataset(BaseDataset):
                         level=30,
                     )
                 by_cat[key] = recs
-            good_dir = osp.join(self.data_root, spec.folder, 'images', GOOD)
+            good_dir = self._dirs(spec, GOOD)[0]
             if self.include_good and osp.isdir(good_dir):
                 goods[spec.name] = self._list_category(spec, GOOD)
         if self._skipped:
