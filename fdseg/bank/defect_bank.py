@@ -619,6 +619,7 @@ class DefectBank:
             num_holdout=n_hold,
             holdout_far=hold_far,
             holdout_false_alarms=[n for n, s in hold if s >= thr],
+            holdout_images=[n for n, _ in hold],
             skipped=errors,
             seed=int(seed),
             note=note,

@@ -41,9 +41,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     a = sub.add_parser('add', help='encode examples of one class into the bank')
     common(a)
-    a.add_argument('--class', dest='cls', required=True, help='defect class name')
-    a.add_argument('--image', nargs='+', required=True, help='example image(s)')
-    a.add_argument('--mask', nargs='+', required=True, help='their mask(s), in order')
+    a.add_argument('--class', dest='cls', help='defect class name')
+    a.add_argument('--image', nargs='+', default=[], help='example image(s)')
+    a.add_argument('--mask', nargs='+', default=[], help='their mask(s), in order')
+    a.add_argument(
+        '--support',
+        help='instead: a folder images/[<class>/] + masks/[<class>/] (the '
+        'fdseg predict --support layout); each sub-folder is a class',
+    )
+    a.add_argument(
+        '--mask-suffix', default='', help='with --support: masks are <stem><suffix>'
+    )
     a.add_argument('--model', help='config file or name (when creating the bank)')
     a.add_argument(
         '--scale', type=int, nargs=2, metavar=('W', 'H'), help='network input size'
@@ -151,14 +159,32 @@ def run(args) -> int:
         cmd = args.bank_command
         bank = _open(args, create=cmd == 'add')
         if cmd == 'add':
-            if len(args.image) != len(args.mask):
+            if args.support:
+                from fdseg.cli.predict import PredictError, read_support_folder
+
+                if args.image or args.mask or args.cls:
+                    raise BankError('--support excludes --class / --image / --mask')
+                try:
+                    imgs, masks, labels, names = read_support_folder(
+                        args.support, args.mask_suffix
+                    )
+                except PredictError as e:
+                    raise BankError(str(e)) from None
+                todo = [(names[k - 1], i, m) for i, m, k in zip(imgs, masks, labels)]
+            elif not args.cls or not args.image:
+                raise BankError(
+                    'bank add needs --class and --image/--mask, or --support'
+                )
+            else:
+                todo = [(args.cls, i, m) for i, m in zip(args.image, args.mask)]
+            if not args.support and len(args.image) != len(args.mask):
                 raise BankError(
                     f'--image has {len(args.image)} files but --mask has '
                     f'{len(args.mask)}: one mask per image, in order'
                 )
-            for img, mask in zip(args.image, args.mask):
-                k = bank.add(args.cls, img, mask)
-                print(f'added {img} to {args.cls!r} (example {k})')
+            for cls, img, mask in todo:
+                k = bank.add(cls, img, mask)
+                print(f'added {img} to {cls!r} (example {k})')
             bank.save(args.bank)
         elif cmd == 'remove':
             bank.remove(args.cls, args.index)
