@@ -40,13 +40,9 @@ import cv2
 import numpy as np
 import torch
 
-FORMAT = 'fdseg-defect-bank'
-FORMAT_VERSION = 1
+from .file import FORMAT, FORMAT_VERSION, BankError, read_meta
+
 RESERVED = ('background',)
-
-
-class BankError(ValueError):
-    """A bad bank operation or input (the message names it)."""
 
 
 class BankModelMismatchError(BankError):
@@ -693,32 +689,8 @@ class DefectBank:
 
     @staticmethod
     def read_meta(path: str) -> dict:
-        """The metadata of a bank file.
-
-        Raises:
-            BankError: No such file, or not a defect bank.
-        """
-        from safetensors import safe_open
-
-        if not osp.isfile(path):
-            raise BankError(f'bank {path}: no such file')
-        try:
-            with safe_open(path, 'pt') as f:
-                meta = (f.metadata() or {}).get('fdseg')
-        except Exception as e:  # safetensors raises its own error types
-            raise BankError(f'bank {path}: not a safetensors file ({e})') from None
-        try:
-            meta = json.loads(meta) if meta else None
-        except ValueError:
-            meta = None
-        if not isinstance(meta, dict) or meta.get('format') != FORMAT:
-            raise BankError(f'bank {path}: not an fdseg defect bank')
-        if meta.get('version') != FORMAT_VERSION:
-            raise BankError(
-                f'bank {path}: format version {meta.get("version")}, this fdseg '
-                f'reads version {FORMAT_VERSION}'
-            )
-        return meta
+        """The metadata of a bank file (:func:`fdseg.bank.file.read_meta`)."""
+        return read_meta(path)
 
     @classmethod
     def load(
@@ -782,7 +754,10 @@ class DefectBank:
                 + '; '.join(problems)
                 + '. Use the model the bank was built with, or rebuild the bank.'
             )
-        tensors = load_file(path)
+        try:
+            tensors = load_file(path)
+        except Exception as e:  # safetensors raises its own error types
+            raise BankError(f'bank {path}: unreadable tensors ({e})') from None
         dev = bank.inferencer.device
         for c in meta['classes']:
             bank.classes[c['name']] = [

@@ -123,21 +123,18 @@ def _open(args, create: bool = False):
     )
 
 
-def _print_list(bank, as_json: bool) -> None:
-    info = dict(
-        bank=bank.path,
-        model=bank.identity()['model']['config_name'],
-        classes=bank.list(),
-        calibration=bank.calibration,
-    )
+def _print_list(path: str, as_json: bool) -> None:
+    from fdseg.bank.file import read_meta, summary
+
+    info = summary(read_meta(path), path)
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    print(f'{bank.path}: model {info["model"]}, {len(info["classes"])} classes')
+    print(f'{info["bank"]}: model {info["model"]}, {len(info["classes"])} classes')
     for c in info['classes']:
         thr = 'argmax' if c['threshold'] is None else f'p >= {c["threshold"]:g}'
         print(f'  {c["label"]}: {c["name"]} ({c["examples"]} examples, {thr})')
-    cal = bank.calibration
+    cal = info['calibration']
     if cal:
         far = cal['holdout_far']
         measured = 'not measured' if far is None else f'{far:.3f}'
@@ -151,12 +148,19 @@ def _print_list(bank, as_json: bool) -> None:
 
 def run(args) -> int:
     """Run ``fdseg bank ...``; returns the exit status."""
-    from fdseg.apis import ImageSource  # noqa: F401  (import errors surface early)
-    from fdseg.bank import BankError
+    from fdseg.bank.file import BankError
+
+    cmd = args.bank_command
+    if cmd == 'list':  # the file's header only: no model, no torch
+        try:
+            _print_list(args.bank, args.json)
+        except BankError as e:
+            print(f'error: {e}', file=sys.stderr)
+            return 1
+        return 0
     from fdseg.engine import USER_ERRORS
 
     try:
-        cmd = args.bank_command
         bank = _open(args, create=cmd == 'add')
         if cmd == 'add':
             if args.support:
@@ -213,8 +217,8 @@ def run(args) -> int:
                 print(f'note: {cal["note"]}')
             for s in cal['skipped']:
                 print(f'warning: skipped {s}', file=sys.stderr)
-        if cmd == 'list' or cmd in ('add', 'remove', 'threshold'):
-            _print_list(bank, getattr(args, 'json', False))
+        if cmd in ('add', 'remove', 'threshold'):
+            _print_list(args.bank, False)
     except USER_ERRORS + (BankError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
