@@ -162,7 +162,9 @@ class FewShotResult:
         if threshold is None:
             defect = bool(mask.any())
         else:
-            defect = score >= threshold
+            # in float32, the score map's precision: --threshold 0.9 and a
+            # score printed as 0.9 agree
+            defect = bool(np.float32(score) >= np.float32(threshold))
         return cls(
             name=name,
             mask=mask,

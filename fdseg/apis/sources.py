@@ -234,6 +234,7 @@ class ImageSource:
         on_error: Optional[Callable[[str, Exception], None]] = None,
         arg: str = 'source',
     ):
+        self.source = source
         self.bit_depth = bit_depth
         self.on_error = on_error
         self.arg = arg
@@ -296,6 +297,10 @@ class ImageSource:
         """The names of all inputs, in order."""
         return [n for n, _ in self.items]
 
+    def describe(self) -> str:
+        """The source as given: a path / glob, or a type name."""
+        return _describe(self.source)
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -321,4 +326,6 @@ class ImageSource:
 def _describe(source) -> str:
     if is_path(source):
         return os.fspath(source)
+    if isinstance(source, (list, tuple)):
+        return '[' + ', '.join(_describe(s) for s in source) + ']'
     return type(source).__name__

@@ -190,6 +190,45 @@ def read_support_folder(
     return imgs, masks, labels, names
 
 
+def check_support_pairs(
+    imgs: List[str], masks: List[str], mask_threshold: int = 30
+) -> None:
+    """Every support mask has its image's size and a defect pixel.
+
+    Checked at the original size, before any model is built (the
+    inferencer checks the network size again).
+
+    Raises:
+        PredictError: Naming the files: an unreadable image or mask, a mask
+            of another size than its image, or an empty mask (no pixel above
+            ``mask_threshold``: it would teach the model "no defect").
+    """
+    from fdseg.datasets.transforms import read_image, read_mask
+
+    for img_path, mask_path in zip(imgs, masks):
+        try:
+            img = read_image(img_path)
+            mask = read_mask(
+                mask_path,
+                'binary',
+                threshold=mask_threshold,
+                setting='--mask-threshold',
+            )
+        except (OSError, ValueError) as e:
+            raise PredictError(f'--support: {e}') from None
+        if mask.shape != img.shape[:2]:
+            raise PredictError(
+                f'--support: mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} '
+                f'but image {img_path} is {img.shape[1]}x{img.shape[0]}'
+            )
+        if not (mask > mask_threshold).any():
+            raise PredictError(
+                f'--support: mask {mask_path} is empty (no pixel above '
+                f'--mask-threshold {mask_threshold}): a support must show its '
+                'defect; move defect-free images to images/good/'
+            )
+
+
 class SupportPredictor:
     """A model with a support set pinned from a folder (the default source).
 
@@ -256,6 +295,7 @@ def build_predictor(args):
     if not args.model:
         raise PredictError('--model is required with --support')
     imgs, masks, labels, names = read_support_folder(args.support, args.mask_suffix)
+    check_support_pairs(imgs, masks, args.mask_threshold)  # before the model
     inf = build_inferencer(args)
     try:
         inf.set_support(imgs, masks, labels, class_names=names, empty='error')
@@ -308,6 +348,26 @@ def _check_unique_stems(names: List[str]) -> None:
                 f'{stem}.png; rename one of them'
             )
         seen[stem] = n
+
+
+def list_source(source, recursive: bool = False):
+    """The :class:`~fdseg.apis.ImageSource` of ``--source`` (listed now).
+
+    Raises:
+        PredictError: Nothing there, no images, or two images that would
+            write the same output file.
+    """
+    from fdseg.apis import ImageSource
+
+    if isinstance(source, ImageSource):
+        src = source
+    else:
+        try:
+            src = ImageSource(source, recursive=recursive, arg='--source')
+        except (FileNotFoundError, ValueError, TypeError) as e:
+            raise PredictError(str(e)) from None
+    _check_unique_stems(src.names)
+    return src
 
 
 def _progress(total: int):
@@ -387,22 +447,14 @@ def predict_to_folder(
         PredictError: No images in ``source``, two images with one output
             name, or an unusable ``out``.
     """
-    from fdseg.apis import ImageSource
     from fdseg.evaluation.writers import StagingDir
 
     if batch_size < 1:
         raise PredictError(f'--batch-size must be >= 1, got {batch_size}')
     check_out(out)
+    src = list_source(source, recursive)
     pending: list = []  # (name, rgb or None, error or None), input order
-    try:
-        src = ImageSource(
-            source,
-            recursive=recursive,
-            on_error=lambda name, e: pending.append((name, None, e)),
-        )
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        raise PredictError(f'--source {source}: {e}') from None
-    _check_unique_stems(src.names)
+    src.on_error = lambda name, e: pending.append((name, None, e))
 
     parent = osp.dirname(osp.abspath(out))
     staging = StagingDir(parent, 'predict')
@@ -447,7 +499,7 @@ def predict_to_folder(
             skipped_images=skipped,
             class_names=list(predictor.class_names),
             predictor=predictor.describe(),
-            source=str(source),
+            source=src.describe(),
             seconds=round(time.perf_counter() - t0, 3),
             files=dict(
                 results=RESULTS_NAME,
@@ -474,10 +526,13 @@ def run(args) -> int:
 
     try:
         check_out(args.out)
+        if args.batch_size < 1:
+            raise PredictError(f'--batch-size must be >= 1, got {args.batch_size}')
+        source = list_source(args.source, args.recursive)  # before the model
         predictor = build_predictor(args)
         summary = predict_to_folder(
             predictor,
-            args.source,
+            source,
             args.out,
             batch_size=args.batch_size,
             overlay=args.overlay,

@@ -133,7 +133,8 @@ class FolderFewShotDataset(FewShotDefectDataset):
                 'masks); see docs/own_data.md'
             )
         found, skipped = list_folder(img_root, dirs=True)
-        self._skip(skipped)
+        # Files here are flat images (or junk, reported when listed as such).
+        self._skip([p for p in skipped if not osp.isfile(p)])
         if self._has_flat_images():
             if self.flat_category in found:
                 raise ValueError(

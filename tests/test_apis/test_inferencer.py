@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from mmengine.dataset import pseudo_collate
 
 from fdseg.apis import FewShotInferencer
 from fdseg.registry import MODELS
@@ -94,3 +95,80 @@ def test_segmentor_support_cache_reuses_states(model):
         data = model.data_preprocessor(pseudo_collate([sample(key)]))
         model(**data, mode='predict')
     assert len(calls) == 4  # a, b, and the two uncached (None) episodes
+
+
+def test_config_pipeline_and_results_equal_the_dataset_path(model, tmp_path):
+    """The inferencer runs the config's test pipeline (here a non-square
+    48x40 ResizeEpisode): its result for a query equals the dataset episode
+    (files -> LoadEpisode -> pipeline -> model.predict) mapped back to the
+    original size, mask and score map alike."""
+    import cv2
+    from mmengine.config import Config
+
+    from fdseg.apis import FewShotResult
+    from fdseg.datasets import FolderFewShotDataset
+    from fdseg.datasets.transforms import episode_pipeline
+
+    imgs, masks = _images(4, 2, size=(50, 60))
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'masks').mkdir()
+    for i, (im, m) in enumerate(zip(imgs, masks)):
+        cv2.imwrite(str(tmp_path / f'images/{i}.png'), im[..., ::-1])
+        cv2.imwrite(str(tmp_path / f'masks/{i}.png'), m * 255)
+    pipeline = episode_pipeline((48, 40))
+    model.cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=pipeline))))
+    ds = FolderFewShotDataset(str(tmp_path), pipeline=pipeline)
+    ep = ds[0]  # query 0.png, support 1.png
+    assert ep['data_samples'].support_paths == [str(tmp_path / 'images/1.png')]
+    data = model.data_preprocessor(pseudo_collate([ep]))
+    ref = model.predict(data['inputs'], data['data_samples'])[0]
+    assert ref.pred_sem_seg.data.shape == (1, 40, 48)
+
+    inf = FewShotInferencer(model)
+    assert inf.scale == (48, 40)
+    inf.set_support(str(tmp_path / 'images/1.png'), str(tmp_path / 'masks/1.png'))
+    (res,) = inf.predict(tmp_path / 'images/0.png')
+    assert isinstance(res, FewShotResult) and res.name == '0.png'
+    want = cv2.resize(
+        ref.pred_sem_seg.data[0].numpy().astype(np.uint8),
+        (60, 50),
+        interpolation=cv2.INTER_NEAREST,
+    )
+    assert np.array_equal(res.mask, want) and want.any()
+    p_bg = torch.softmax(ref.seg_logits.data, 0)[0].numpy()
+    score = cv2.resize(1 - p_bg, (60, 50), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(res.score_map, score, atol=1e-6)
+    assert res.score == pytest.approx(float(score.max()), abs=1e-6)
+    assert res.class_names == ('background', 'defect')
+    assert np.array_equal(inf(tmp_path / 'images/0.png')[0], res.mask)
+    del model.cfg
+
+
+def test_n_way_class_names_and_names(model):
+    s_imgs, s_masks = _images(0, 2)
+    inf = FewShotInferencer(model, scale=(64, 64))
+    with pytest.raises(ValueError, match=r'class_names must be 2 distinct names'):
+        inf.set_support(s_imgs, s_masks, labels=[1, 2], class_names=['a', 'a'])
+    with pytest.raises(ValueError, match=r'masks\[0\] is empty at the network size'):
+        inf.set_support(s_imgs, [np.zeros((50, 60)), s_masks[1]], empty='error')
+    inf.set_support(s_imgs, s_masks, labels=[1, 2], class_names=['dent', 'scratch'])
+    res = inf.predict(s_imgs, batch_size=1)
+    assert [r.name for r in res] == ['image_0', 'image_1']
+    assert res[0].class_names == ('background', 'dent', 'scratch')
+    assert {i['class_name'] for r in res for i in r.instances} <= {'dent', 'scratch'}
+    # each support is found as its own class
+    assert (res[0].mask[s_masks[0] > 0] == 1).mean() > 0.5
+    assert (res[1].mask[s_masks[1] > 0] == 2).mean() > 0.5
+
+
+def test_model_names_and_device():
+    from fdseg.apis import resolve_config
+    from fdseg.apis.inference import resolve_device
+
+    name = 'fm_filterbank_no-train_synthetic-all-1shot'
+    path = resolve_config(name)
+    assert path.endswith(f'configs/quickstart/{name}.py')
+    assert resolve_config(f'fdseg::quickstart/{name}') == path
+    with pytest.raises(FileNotFoundError, match=rf'--model {name}x: .*Did you mean'):
+        resolve_config(name + 'x')
+    assert resolve_device('auto') == ('cuda' if torch.cuda.is_available() else 'cpu')
