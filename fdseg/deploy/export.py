@@ -24,6 +24,8 @@ names, thresholds, the bank's model identity and the inputs/outputs.
 import json
 import os
 import os.path as osp
+import shutil
+import tempfile
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -194,7 +196,12 @@ def export_bank(
     }
     for g in range(len(args) - 1):
         axes[f'protos_{g}'] = {0: f'P_{g}'}
-    onnx_path = out if fmt == 'onnx' else osp.splitext(out)[0] + '.onnx'
+    tmpdir = None
+    if fmt == 'onnx':
+        onnx_path = out
+    else:  # an intermediate ONNX file, never beside the output
+        tmpdir = tempfile.mkdtemp(prefix='fdseg-export-')
+        onnx_path = osp.join(tmpdir, 'graph.onnx')
     with torch.no_grad():
         torch.onnx.export(
             graph,
@@ -210,10 +217,12 @@ def export_bank(
     if fmt == 'openvino':
         import openvino as ov
 
-        ov_model = ov.convert_model(onnx_path)
-        xml = out if out.endswith('.xml') else out + '.xml'
-        ov.save_model(ov_model, xml, compress_to_fp16=False)
-        os.remove(onnx_path)
+        try:
+            ov_model = ov.convert_model(onnx_path)
+            xml = out if out.endswith('.xml') else out + '.xml'
+            ov.save_model(ov_model, xml, compress_to_fp16=False)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
         files = [xml, osp.splitext(xml)[0] + '.bin']
     manifest = _manifest(bank, graph, fmt, [osp.basename(f) for f in files])
     with open(files[0] + '.json', 'w') as f:
