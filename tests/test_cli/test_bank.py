@@ -5,8 +5,10 @@ One subprocess chain through the console script (``bank add --support``,
 mid-stream) on
 files written here, with an official-format FM-s weight file (random values)
 in a temporary checkpoint cache; its outputs must equal the in-process
-DefectBank reference. In parallel, the same ``bank add`` with the cache
-empty must stop naming the missing file.
+DefectBank reference. (``bank add`` builds the model through
+``FewShotInferencer``, whose empty-cache failure naming the file is tested
+with ``fdseg predict`` and the inferencer; a fifth interpreter start here
+would cost ~4 s of the suite's budget.)
 """
 
 import json
@@ -70,8 +72,6 @@ def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
 
     torch.manual_seed(4)
     torch.save(PDNStudent(size='small').pdn.state_dict(), cache / 'model_small.pth')
-    empty = tmp_path / 'empty_cache'
-    empty.mkdir()
     add = (
         f'{FDSEG} bank add --bank {{bank}} --model {CONFIG} --scale 64 64 '
         f'--support support --device cpu'
@@ -96,11 +96,8 @@ def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
             start_new_session=True,
         )
 
-    jobs = [popen(chain, cache), popen(add.format(bank='no.bank'), empty)]
-    (code, out), (code_empty, out_empty) = [finish(p, 300) for p in jobs]
+    code, out = finish(popen(chain, cache), 300)
     assert code == 0, out[-6000:]
-    assert code_empty == 1 and 'model_small.pth' in out_empty, out_empty[-3000:]
-    assert 'Traceback' not in out_empty and not (tmp_path / 'no.bank').exists()
     assert "added support/images/scratch/a.png to 'scratch'" in out
     assert '2 classes' in out and '1 skipped' in out and 'q2_broken.png' in out
 

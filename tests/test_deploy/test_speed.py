@@ -67,12 +67,10 @@ def test_official_episode_transcription():
     torch.testing.assert_close(ours, ref)
 
 
-def test_compare_with_official_on_a_tiny_model(tmp_path):
-    from mmengine.dataset import pseudo_collate
-
+def test_compare_with_official_on_a_tiny_model():
     from fdseg.apis.inference import init_model
     from fdseg.deploy import compare_with_official, use_channels_last
-    from fdseg.registry import DATASETS
+    from fdseg.structures import EpisodeDataSample
     from fdseg.utils.config_checks import load_config
 
     cfg = load_config(
@@ -81,15 +79,20 @@ def test_compare_with_official_on_a_tiny_model(tmp_path):
             'model.backbone.init_cfg': None,
             'model.backbone.base_channels': 8,
             'model.backbone.out_channels': 16,
-            'test_dataloader.dataset.data_root': str(tmp_path / 'synth'),
-            'test_dataloader.dataset.num_images': 2,
-            'test_dataloader.dataset.image_size': 64,
-            'test_dataloader.dataset.products': ['fabric'],
         },
     )
     model = init_model(cfg, None, 'cpu')
-    ds = DATASETS.build(cfg.test_dataloader.dataset)
-    batches = [pseudo_collate([ds[i]]) for i in range(2)]
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(1, 64, 64, dtype=torch.long)
+    mask[0, 10:30, 20:50] = 1
+    batches = []
+    for _ in range(2):  # what the test dataloader yields (batch size 1)
+        s = EpisodeDataSample()
+        s.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64)))
+        s.support_imgs = torch.randint(0, 256, (1, 3, 64, 64), generator=g).byte()
+        s.support_masks = mask
+        q = torch.randint(0, 256, (3, 64, 64), generator=g).byte()
+        batches.append(dict(inputs=[q], data_samples=[s]))
     use_channels_last(model)
     res = compare_with_official(model, batches, num_warmup=0, num_iters=1)
     assert res['mask_agreement'] == 1.0 and res['num_queries'] == 2
