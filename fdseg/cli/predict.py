@@ -57,7 +57,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         'predict',
         help='segment new images against a support folder',
-        description=__doc__.split('\n\n')[0],
+        description='Segment new images against a support folder: masks at the '
+        'original size, overlays, score maps and results.jsonl.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Layout of --support and of the output: docs/own_data.md',
     )
@@ -528,6 +529,10 @@ def run(args) -> int:
         check_out(args.out)
         if args.batch_size < 1:
             raise PredictError(f'--batch-size must be >= 1, got {args.batch_size}')
+        if args.threshold is not None and not 0 <= args.threshold <= 1:
+            raise PredictError(
+                f'--threshold is a defect score in [0, 1], got {args.threshold}'
+            )
         source = list_source(args.source, args.recursive)  # before the model
         predictor = build_predictor(args)
         summary = predict_to_folder(
@@ -543,8 +548,9 @@ def run(args) -> int:
     except USER_ERRORS + (PredictError,) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
+    n = summary['images']
     msg = (
-        f'{summary["images"]} images: {summary["defect"]} defect, '
+        f'{n} image{"s" if n != 1 else ""}: {summary["defect"]} defect, '
         f'{summary["no_defect"]} no defect'
     )
     if summary['skipped']:

@@ -74,56 +74,43 @@ def _copy_pair(src_root, product, cat, stem, ext, dst, dst_cat):
 def _user_folder(data):
     """``$DATA/my_defects`` and ``$DATA/line``: real images if present.
 
-    Two classes with two examples each and one defect-free image; the line
-    has three images and a truncated file sorted between them.
+    One class (``blowhole``, two examples) and one defect-free image (FM-s
+    costs about 1 s per episode here); the line has a defect and a
+    defect-free image with a truncated file sorted between them.
     """
     my, line = data / 'my_defects', data / 'line'
-    for cat in ('crack', 'blowhole', 'good'):
-        (my / 'images' / cat).mkdir(parents=True)
-        if cat != 'good':
-            (my / 'masks' / cat).mkdir(parents=True)
+    for sub in ('images/blowhole', 'masks/blowhole', 'images/good'):
+        (my / sub).mkdir(parents=True)
     line.mkdir()
-    if osp.isdir(osp.join(SHARED_DATA, 'crackforest')):
-        for stem in ('001', '002'):
-            _copy_pair(SHARED_DATA, 'crackforest', 'crack', stem, '.jpg', my, 'crack')
-        tiles = sorted(
-            os.listdir(osp.join(SHARED_DATA, 'magnetic_tile/images/blowhole'))
-        )
-        for name in tiles[:2]:
-            stem = osp.splitext(name)[0]
-            _copy_pair(
-                SHARED_DATA, 'magnetic_tile', 'blowhole', stem, '.jpg', my, 'blowhole'
+    tile = osp.join(SHARED_DATA, 'magnetic_tile')
+    if osp.isdir(tile):
+        defects = sorted(os.listdir(osp.join(tile, 'images/blowhole')))
+        for name in defects[:2]:
+            shutil.copy(osp.join(tile, 'images/blowhole', name), my / 'images/blowhole')
+            mask = osp.splitext(name)[0] + '.png'
+            shutil.copy(
+                osp.join(tile, 'ground_truth/blowhole', mask), my / 'masks/blowhole'
             )
-        good = sorted(os.listdir(osp.join(SHARED_DATA, 'magnetic_tile/images/good')))
-        shutil.copy(
-            osp.join(SHARED_DATA, 'magnetic_tile/images/good', good[0]),
-            my / 'images/good' / good[0],
-        )
-        shutil.copy(
-            osp.join(SHARED_DATA, 'crackforest/images/crack/003.jpg'), line / 'a.jpg'
-        )
-        shutil.copy(
-            osp.join(SHARED_DATA, 'magnetic_tile/images/blowhole', tiles[2]),
-            line / 'c.jpg',
-        )
+        good = sorted(os.listdir(osp.join(tile, 'images/good')))
+        shutil.copy(osp.join(tile, 'images/good', good[0]), my / 'images/good')
+        shutil.copy(osp.join(tile, 'images/blowhole', defects[2]), line / 'a.jpg')
+        shutil.copy(osp.join(tile, 'images/good', good[1]), line / 'c.jpg')
     else:
         rng = np.random.default_rng(0)
-        for ci, cat in enumerate(('crack', 'blowhole', 'good')):
-            for i in range(1 if cat == 'good' else 2):
-                img = rng.integers(90, 140, (40, 56, 3)).astype(np.uint8)
-                m = np.zeros((40, 56), np.uint8)
-                if cat != 'good':
-                    m[8 + 9 * i : 18 + 9 * i, 10 + 15 * ci : 24 + 15 * ci] = 255
-                    img[m > 0] = 30 + 80 * ci
-                    cv2.imwrite(str(my / 'masks' / cat / f'{i}.png'), m)
-                cv2.imwrite(str(my / 'images' / cat / f'{i}.png'), img)
-        for name in ('a.png', 'c.png'):
-            shutil.copy(my / 'images/crack/0.png', line / name)
-    (line / 'b.png').write_bytes(
-        (my / 'masks/crack')
-        .joinpath(sorted(os.listdir(my / 'masks/crack'))[0])
-        .read_bytes()[:60]
-    )  # truncated
+        for i in range(4):
+            img = rng.integers(90, 140, (40, 56, 3)).astype(np.uint8)
+            m = np.zeros((40, 56), np.uint8)
+            m[8 + 5 * i : 18 + 5 * i, 10 + 6 * i : 24 + 6 * i] = 255
+            img[m > 0] = 30
+            if i < 2:
+                cv2.imwrite(str(my / f'images/blowhole/{i}.png'), img)
+                cv2.imwrite(str(my / f'masks/blowhole/{i}.png'), m)
+            else:
+                cv2.imwrite(str(line / 'a.png'), img)
+        cv2.imwrite(str(my / 'images/good/g.png'), rng.integers(90, 140, (40, 56, 3)))
+        cv2.imwrite(str(line / 'c.png'), rng.integers(90, 140, (40, 56, 3)))
+    mask = sorted((my / 'masks/blowhole').iterdir())[0]
+    (line / 'b.png').write_bytes(mask.read_bytes()[:60])  # truncated PNG
 
 
 @pytest.fixture(scope='module')
@@ -187,12 +174,16 @@ def test_documented_benchmark_runs(data, cache, monkeypatch):
         tool.main(bench[2:])
     with open(data / 'benchmark' / 'metrics.json') as f:
         metrics = json.load(f)
-    # 4 defect queries (2 classes x 2) and the defect-free one
-    assert len(metrics['episodes']) == 5
-    for cat in ('blowhole', 'crack'):
-        assert f'custom/{cat}/IoU' in metrics['metrics']
-        assert cat in {e['category'] for e in metrics['episodes']}
-    assert sum(e['is_good'] for e in metrics['episodes']) == 1
+    # 2 defect queries, each with the other as support, and the good one
+    eps = metrics['episodes']
+    assert [(osp.basename(e['query_path']), e['is_good']) for e in eps] == [
+        (n, False) for n in sorted(os.listdir(data / 'my_defects/images/blowhole'))
+    ] + [(os.listdir(data / 'my_defects/images/good')[0], True)]
+    assert [osp.basename(e['support_paths'][0]) for e in eps[:2]] == [
+        osp.basename(eps[1]['query_path']),
+        osp.basename(eps[0]['query_path']),
+    ]
+    assert 'custom/blowhole/IoU' in metrics['metrics']
 
 
 @pytest.mark.slow
@@ -210,7 +201,7 @@ def test_documented_predict_equals_the_api(runs, data, cache, monkeypatch):
     summary = json.loads((out / 'summary.json').read_text())
     assert (summary['images'], summary['skipped']) == (3, 1)
     assert summary['defect'] + summary['no_defect'] == 2
-    assert summary['class_names'] == ['background', 'blowhole', 'crack']
+    assert summary['class_names'] == ['background', 'blowhole']
     lines = [json.loads(x) for x in (out / 'results.jsonl').read_text().splitlines()]
     assert [x['image'] for x in lines] == sorted(os.listdir(data / 'line'))
     assert 'truncated' in lines[1]['error']
@@ -218,7 +209,7 @@ def test_documented_predict_equals_the_api(runs, data, cache, monkeypatch):
     # the reference: support listed by hand (classes in sorted order)
     my = data / 'my_defects'
     imgs, masks, labels = [], [], []
-    for way, cat in enumerate(('blowhole', 'crack'), 1):
+    for way, cat in enumerate(['blowhole'], 1):
         for name in sorted(os.listdir(my / 'images' / cat)):
             stem = osp.splitext(name)[0]
             imgs.append(str(my / 'images' / cat / name))
@@ -231,7 +222,7 @@ def test_documented_predict_equals_the_api(runs, data, cache, monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             inf = FewShotInferencer(MODEL, device='cpu')
-        inf.set_support(imgs, masks, labels, class_names=['blowhole', 'crack'])
+        inf.set_support(imgs, masks, labels, class_names=['blowhole'])
         skipped = []
         ref = inf.predict(data / 'line', on_error=lambda n, e: skipped.append(n))
     finally:
@@ -305,6 +296,12 @@ def _main(user, capsys, **over):
     'breakage,over,match',
     [
         (
+            lambda u: shutil.copy(u / 'line/q.png', u / 'line/q.jpg'),
+            {},
+            r'--source: .*q\.jpg and .*q\.png would both be written as q\.png',
+        ),
+        (lambda u: None, {'threshold': '1.5'}, r'--threshold .* in \[0, 1\], got 1.5'),
+        (
             lambda u: os.remove(u / 'support/masks/b.png'),
             {},
             r'--support .*support: .*support/images/b\.png has no mask in '
@@ -346,6 +343,8 @@ def _main(user, capsys, **over):
         ),
     ],
     ids=[
+        'same-stem',
+        'bad-threshold',
         'missing-mask',
         'size-mismatch',
         'empty-mask',
@@ -368,3 +367,81 @@ def test_bad_input_names_it_and_writes_nothing(user, capsys, breakage, over, mat
     assert sorted(os.listdir(user)) == sorted(
         n for n in os.listdir(user) if not n.startswith('.tmp-')
     )
+
+
+def test_support_folder_classes(tmp_path):
+    """Each category sub-folder is one class (sorted), good/ is left out."""
+    from fdseg.cli.predict import read_support_folder
+
+    _pair(tmp_path, 'a', cat='scratch')
+    _pair(tmp_path, 'b', cat='dent')
+    _pair(tmp_path, 'c', cat='scratch')
+    (tmp_path / 'images/good').mkdir()
+    cv2.imwrite(str(tmp_path / 'images/good/g.png'), np.zeros((4, 4), np.uint8))
+    imgs, masks, labels, names = read_support_folder(str(tmp_path))
+    assert [osp.relpath(p, tmp_path) for p in imgs] == [
+        'images/dent/b.png',
+        'images/scratch/a.png',
+        'images/scratch/c.png',
+    ]
+    assert [osp.relpath(p, tmp_path) for p in masks] == [
+        'masks/dent/b.png',
+        'masks/scratch/a.png',
+        'masks/scratch/c.png',
+    ]
+    assert (labels, names) == ([1, 2, 2], ['dent', 'scratch'])
+
+
+class _FakePredictor:
+    """Thresholds the red channel; raises on the image named ``crash``."""
+
+    class_names = ('background', 'defect')
+
+    def predict_batch(self, items):
+        from fdseg.apis import FewShotResult
+
+        out = []
+        for name, rgb in items:
+            if name.startswith('crash'):
+                raise RuntimeError('model crashed')
+            score = rgb[..., 0].astype(np.float32) / 255
+            out.append(FewShotResult.from_maps(name, score > 0.5, score, image=rgb))
+        return out
+
+    def describe(self):
+        return dict(kind='fake')
+
+
+def test_crash_mid_run_leaves_the_earlier_output(tmp_path):
+    """A run that stops half-way writes nothing at --out: an earlier output
+    stays as it was, no staging folder is left; a finished run replaces the
+    earlier output as a whole."""
+    from fdseg.cli.predict import predict_to_folder
+
+    src = tmp_path / 'line'
+    src.mkdir()
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[2:5, 2:6] = (0, 0, 255)  # red in BGR
+    for name in ('a', 'b', 'crash'):
+        cv2.imwrite(str(src / f'{name}.png'), img)
+    out = tmp_path / 'out'
+    first = predict_to_folder(
+        _FakePredictor(), str(src / 'a.png'), str(out), overlay=True
+    )
+    assert first['defect'] == 1 and sorted(os.listdir(out)) == [
+        'masks',
+        'overlays',
+        'results.jsonl',
+        'summary.json',
+    ]
+    before = (out / 'results.jsonl').read_text()
+    with pytest.raises(RuntimeError, match='model crashed'):
+        predict_to_folder(_FakePredictor(), str(src), str(out), batch_size=1)
+    assert (out / 'results.jsonl').read_text() == before
+    assert os.listdir(out / 'masks') == ['a.png']
+    assert sorted(os.listdir(tmp_path)) == ['line', 'out']  # no staging left
+    os.remove(src / 'crash.png')
+    predict_to_folder(_FakePredictor(), str(src), str(out))
+    assert sorted(os.listdir(out)) == ['masks', 'results.jsonl', 'summary.json']
+    lines = (out / 'results.jsonl').read_text().splitlines()
+    assert [json.loads(x)['instances'][0]['bbox'] for x in lines] == [[2, 2, 4, 3]] * 2
