@@ -70,6 +70,7 @@ def test_official_episode_transcription():
 def test_compare_with_official_on_a_tiny_model():
     from fdseg.apis.inference import init_model
     from fdseg.deploy import compare_with_official, use_channels_last
+    from fdseg.deploy.speed import official_network
     from fdseg.structures import EpisodeDataSample
     from fdseg.utils.config_checks import load_config
 
@@ -93,7 +94,11 @@ def test_compare_with_official_on_a_tiny_model():
         s.support_masks = mask
         q = torch.randint(0, 256, (3, 64, 64), generator=g).byte()
         batches.append(dict(inputs=[q], data_samples=[s]))
-    use_channels_last(model)
+    example = model.data_preprocessor(batches[0], False)['inputs']
+    use_channels_last(model, example)
+    net = official_network(model)
+    assert all(not m._forward_pre_hooks for m in net.modules())
+    assert all(p.is_contiguous() for p in net.parameters())
     res = compare_with_official(model, batches, num_warmup=0, num_iters=1)
     assert res['mask_agreement'] == 1.0 and res['num_queries'] == 2
     assert res['speedup_vs_official'] > 0 and res['cpu_capability']
