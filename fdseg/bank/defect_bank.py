@@ -127,8 +127,9 @@ class DefectBank:
 
     Args:
         model (str | FewShotInferencer): Config file or name (see
-            :func:`fdseg.apis.resolve_config`) or a ready inferencer (its
-            model must then come from a config file for :meth:`save`).
+            :func:`fdseg.apis.resolve_config`) or a ready inferencer (a
+            bank of a model built without a config file is loaded with
+            ``DefectBank.load(path, model=inferencer)``).
         device (str): ``'auto'``, ``'cpu'``, ``'cuda'``.
         scale (tuple[int, int], optional): Network input ``(w, h)``
             (default: the config's test pipeline).
@@ -650,15 +651,11 @@ class DefectBank:
     def save(self, path: str) -> None:
         """Write the bank (safetensors; written to a temporary file, then renamed).
 
-        Raises:
-            BankError: The model was not built from a config file.
+        A bank whose model was passed as a built module (no config) can be
+        saved too; loading it then needs that model (``load(path, model=)``).
         """
         from safetensors.torch import save_file
 
-        if not self.config:
-            raise BankError(
-                'only a bank whose model comes from a config file can be saved'
-            )
         tensors: Dict[str, torch.Tensor] = {}
         classes = []
         for ci, (name, ex) in enumerate(self.classes.items()):
@@ -725,8 +722,8 @@ class DefectBank:
                     config = resolve_config(rec['config_name'])
                 except FileNotFoundError:
                     raise BankError(
-                        f'bank {path}: its config {rec["config"]} is gone; pass '
-                        'the model (--model)'
+                        f'bank {path}: its config {rec["config"]} is not here; '
+                        'pass the model (--model)'
                     ) from None
             kwargs.setdefault('cfg_options', rec.get('cfg_options') or None)
             kwargs.setdefault('checkpoint', rec.get('checkpoint'))

@@ -49,7 +49,10 @@ def test_sam2_bank_equals_joint_memory(inf, tmp_path):
     ref = inf.predict_batch([('q', q)])[0]
     np.testing.assert_array_equal(ours.mask, ref.mask)
     np.testing.assert_allclose(ours.score_map, ref.score_map, atol=1e-5)
-    # bf16 memory features survive the file round trip
-    state = bank.classes['a'][0]['state']['cond']['maskmem_features']
-    assert state.dtype == torch.bfloat16
     inf.model.clear_support()
+    # the per-class memories (bf16 features) survive the file round trip
+    bank.save(str(tmp_path / 'sam2.bank'))
+    again = DefectBank.load(str(tmp_path / 'sam2.bank'), model=inf)
+    feats = again.classes['a'][1]['state']['cond']['maskmem_features']
+    assert feats.dtype == torch.bfloat16 and again.list() == bank.list()
+    np.testing.assert_array_equal(again.predict([q])[0].mask, ours.mask)
