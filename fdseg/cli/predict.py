@@ -64,9 +64,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         '--model',
-        required=True,
         help='config file, fdseg::<folder>/<config>.py, or a shipped config '
-        'name (e.g. fm_pdn-s_no-train_custom-all-1shot)',
+        'name (e.g. fm_pdn-s_no-train_custom-all-1shot); optional with --bank',
     )
     p.add_argument(
         '--support',
@@ -116,7 +115,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action=DictAction,
         help='config overrides, key=value (dotted keys)',
     )
+    add_bank_argument(p)
     return p
+
+
+# ----------------------------------------------------------------------
+# --bank (the defect bank as the source of predictions; fdseg.bank)
+# ----------------------------------------------------------------------
+def add_bank_argument(p) -> None:
+    """``--bank FILE``: predict with a defect bank instead of ``--support``."""
+    p.add_argument(
+        '--bank',
+        help='defect bank file (fdseg bank add/calibrate): N-way prediction '
+        'over its classes, its calibrated image-level threshold; replaces '
+        '--support',
+    )
+
+
+def build_bank_predictor(args):
+    """The bank of ``--bank`` (its own model, or ``--model`` checked)."""
+    from fdseg.apis import resolve_config
+    from fdseg.bank import BankError, DefectBank
+
+    if args.support:
+        raise PredictError('--support and --bank exclude each other')
+    try:
+        model = resolve_config(args.model) if args.model else None
+        bank = DefectBank.load(args.bank, model=model, device=args.device)
+        bank.state()  # an empty bank stops here, before any image is read
+    except (BankError, FileNotFoundError) as e:
+        raise PredictError(f'--bank: {e}') from None
+    if args.threshold is not None:
+        bank.calibration = dict(bank.calibration or {}, threshold=args.threshold)
+    return bank
 
 
 # ----------------------------------------------------------------------
@@ -258,8 +289,12 @@ def build_predictor(args):
     support set (:class:`SupportPredictor`). Another source (e.g. a defect
     bank) returns an object with the same three members.
     """
+    if getattr(args, 'bank', None):
+        return build_bank_predictor(args)
     if not args.support:
         raise PredictError('--support DIR is required (images/ + masks/)')
+    if not args.model:
+        raise PredictError('--model is required with --support')
     imgs, masks, labels, names = read_support_folder(args.support, args.mask_suffix)
     check_support_pairs(imgs, masks, args.mask_threshold)  # before the model
     inf = build_inferencer(args)
@@ -508,7 +543,7 @@ def run(args) -> int:
             overlay=args.overlay,
             scores=args.scores,
             recursive=args.recursive,
-            record=dict(model=args.model),
+            record=dict(model=args.model, bank=getattr(args, 'bank', None)),
         )
     except USER_ERRORS + (PredictError,) as e:
         print(f'error: {e}', file=sys.stderr)

@@ -10,6 +10,13 @@ with ``--out`` (``gfds_table.py`` reads that file for the FPS column)::
         --device cuda --warmup 10 --iters 100 --out fps.json
     python tools/analysis_tools/benchmark_fps.py <config> --device cpu \
         --threads 4
+
+``--official`` (prototype-matcher configs) also times the official GFDS
+``MatchingNet`` episode (support + query) with the same weights in the same
+process and prints the speed ratio and the mask agreement (issue 14);
+``--channels-last`` runs the backbone NHWC, each convolution in the faster
+of NCHW / NHWC on this CPU (docs/deploy.md). The CPU's
+vector capability is printed with every CPU run.
 """
 
 import argparse
@@ -59,6 +66,16 @@ def parse_args(argv=None):
         action='store_true',
         help='time support encoding too (not the protocol)',
     )
+    parser.add_argument(
+        '--official',
+        action='store_true',
+        help='also time the official GFDS MatchingNet episode; print the ratio',
+    )
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='run the backbone channels-last (each conv in its faster format)',
+    )
     parser.add_argument('--out', default=None, help='write the result JSON')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, help='override config settings'
@@ -101,6 +118,12 @@ def main(argv=None):
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_model(cfg, args.checkpoint, device=device)
     batches = load_batches(cfg, args.episodes)
+    if args.channels_last:
+        from fdseg.deploy import use_channels_last
+
+        with torch.no_grad():
+            example = model.data_preprocessor(batches[0], False)['inputs']
+        use_channels_last(model, example)
     res = measure_fps(
         model,
         batches,
@@ -118,6 +141,24 @@ def main(argv=None):
         f'{res["num_warmup"]} warm-up, support '
         f'{"excluded" if res["support_excluded"] else "INCLUDED"}'
     )
+    if res['device_type'] == 'cpu':
+        from fdseg.deploy import cpu_capability
+
+        res['cpu_capability'] = cpu_capability()
+        res['channels_last'] = bool(args.channels_last)
+        print(f'CPU capability: {res["cpu_capability"]}')
+    if args.official:
+        from fdseg.deploy import compare_with_official
+
+        res.update(compare_with_official(model, batches, args.warmup, args.iters))
+        print(
+            f'side by side (alternating, medians): official GFDS episode '
+            f'(support + query) {res["official_ms_per_episode"]:.2f} ms, '
+            f'fdseg query {res["fdseg_ms_per_query"]:.2f} ms -> '
+            f'{res["speedup_vs_official"]:.2f}x faster; masks equal on '
+            f'{100 * res["mask_agreement"]:.3f}% of pixels '
+            f'({res["num_queries"]} queries)'
+        )
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:

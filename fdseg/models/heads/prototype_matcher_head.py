@@ -67,6 +67,18 @@ class PrototypeMatcherHead(BaseFewShotHead):
             if it holds any foreground pixel) or another
             :func:`downsample_mask` mode.
         align_corners (bool): Bilinear upsampling; True as officially.
+        chunk_size (int): Query vectors matched per block. The similarity
+            of a block (``chunk_size x P``) is reduced to its per-group
+            maxima at once, so the full ``[h*w, P]`` similarity tensor is
+            never materialised (same values, bounded memory). 0 = no chunks.
+        bg_coreset (float | int): 0 (default, official): every background
+            prototype is matched. A fraction in (0, 1) or a count > 1 keeps
+            a greedy k-centre coreset of the background prototypes for a
+            first pass; cells where a way may beat the background (in their
+            3x3 neighbourhood, so bilinear upsampling cannot be affected)
+            are then matched against ALL prototypes. Masks are those of the
+            full matching; only the background score of clearly-background
+            cells is a lower bound (the coreset maximum). Cosine only.
     """
 
     def __init__(
@@ -84,6 +96,8 @@ class PrototypeMatcherHead(BaseFewShotHead):
         num_ways: int = 1,
         mask_downsample: str = 'cover',
         align_corners: bool = True,
+        chunk_size: int = 1024,
+        bg_coreset: float = 0,
         init_cfg: Optional[dict] = None,
         **kwargs,
     ):
@@ -115,6 +129,15 @@ class PrototypeMatcherHead(BaseFewShotHead):
         self.upsample = upsample
         self.fg_threshold = fg_threshold
         self.empty_score = empty_score
+        if chunk_size < 0:
+            raise ValueError(f'chunk_size must be >= 0, got {chunk_size}')
+        if bg_coreset < 0 or (bg_coreset > 0 and distance != 'cosine'):
+            raise ValueError(
+                'bg_coreset must be >= 0 and needs distance="cosine", got '
+                f'{bg_coreset!r} with {distance!r}'
+            )
+        self.chunk_size = chunk_size
+        self.bg_coreset = bg_coreset
 
     # ------------------------------------------------------------------
     # support side
@@ -207,7 +230,40 @@ class PrototypeMatcherHead(BaseFewShotHead):
         protos = torch.cat(protos)
         if self.distance == 'cosine':
             protos = F.normalize(protos, dim=1)
-        return dict(protos=protos, groups=torch.cat(groups), num_ways=num_ways)
+        state = dict(protos=protos, groups=torch.cat(groups), num_ways=num_ways)
+        if self.bg_coreset:
+            state['coreset'] = self.coreset_index(protos, state['groups'])
+        return state
+
+    def coreset_index(self, protos: Tensor, groups: Tensor) -> Tensor:
+        """Prototype indices of the first matching pass (``bg_coreset``).
+
+        Greedy k-centre (farthest point) selection on the cosine distance
+        among the background prototypes, started from the first one; every
+        way prototype is kept.
+
+        Args:
+            protos (Tensor): ``[P, C]`` L2-normalised, grouped.
+            groups (Tensor): ``[P]``.
+
+        Returns:
+            Tensor: ``[P']`` sorted indices into ``protos`` (still grouped).
+        """
+        nbg = int((groups == 0).sum())
+        k = self.bg_coreset
+        k = int(round(k * nbg)) if k < 1 else int(k)
+        k = max(1, min(k, nbg))
+        if k >= nbg:
+            return torch.arange(protos.shape[0], device=protos.device)
+        bg = protos[:nbg]
+        chosen = torch.zeros(k, dtype=torch.long, device=protos.device)
+        # best[i]: highest similarity of bg prototype i to a chosen centre.
+        best = bg @ bg[0]
+        for j in range(1, k):
+            chosen[j] = torch.argmin(best)
+            best = torch.maximum(best, bg @ bg[chosen[j]])
+        rest = torch.arange(nbg, protos.shape[0], device=protos.device)
+        return torch.cat([chosen.sort().values, rest])
 
     # ------------------------------------------------------------------
     # query side
@@ -226,18 +282,53 @@ class PrototypeMatcherHead(BaseFewShotHead):
         q = query_feat.flatten(1).t()  # [h*w, C]
         protos, groups = state['protos'].to(q.dtype), state['groups']
         if self.distance == 'cosine':
-            sim = F.normalize(q, dim=1) @ protos.t()
-        else:
-            sim = 1.0 / (torch.cdist(q[None], protos[None])[0] + 1e-8)
+            q = F.normalize(q, dim=1)
         n = max(int(state['num_ways']), self.num_ways)
         # Prototypes are stored grouped (bg, way 1, ..., way N), so each
         # group's maximum is a max over one contiguous slice of columns.
-        counts = torch.bincount(groups, minlength=n + 1).tolist()
-        out = sim.new_full((n + 1, h * w), self.empty_score)
-        for g, part in enumerate(torch.split(sim, counts[: n + 1], dim=1)):
-            if part.shape[1]:
-                out[g] = part.amax(1)
+        counts = torch.bincount(groups, minlength=n + 1).tolist()[: n + 1]
+        coreset = state.get('coreset') if self.bg_coreset else None
+        if coreset is None or coreset.numel() == protos.shape[0]:
+            return self._group_max(q, protos, counts).reshape(n + 1, h, w)
+        # First pass on the coreset: the bg maximum is a lower bound, so a
+        # cell whose every way scores below it is background for sure.
+        sub_counts = torch.bincount(groups[coreset], minlength=n + 1).tolist()
+        out = self._group_max(q, protos[coreset], sub_counts[: n + 1])
+        margin = out[1:].amax(0) - out[0]  # >= the exact margin
+        unsure = F.max_pool2d(
+            (margin >= 0).float().reshape(1, 1, h, w), 3, 1, 1
+        ).flatten()
+        idx = unsure.nonzero()[:, 0]
+        if idx.numel():
+            out[0, idx] = self._group_max(q[idx], protos[: counts[0]], counts[:1])[0]
         return out.reshape(n + 1, h, w)
+
+    def _group_max(self, q: Tensor, protos: Tensor, counts: List[int]) -> Tensor:
+        """Per-group maximum similarity, block by block.
+
+        Args:
+            q (Tensor): ``[M, C]`` query vectors (normalised for cosine).
+            protos (Tensor): ``[P, C]`` grouped prototypes.
+            counts (list[int]): Prototypes per group (sum ``P``).
+
+        Returns:
+            Tensor: ``[len(counts), M]``; ``empty_score`` for empty groups.
+        """
+        out = q.new_full((len(counts), q.shape[0]), self.empty_score)
+        if protos.shape[0] == 0 or q.shape[0] == 0:
+            return out
+        step = self.chunk_size or q.shape[0]
+        pt = protos.t()
+        for i in range(0, q.shape[0], step):
+            blk = q[i : i + step]
+            if self.distance == 'cosine':
+                sim = blk @ pt
+            else:
+                sim = 1.0 / (torch.cdist(blk[None], protos[None])[0] + 1e-8)
+            for g, part in enumerate(torch.split(sim, counts, dim=1)):
+                if part.shape[1]:
+                    out[g, i : i + step] = part.amax(1)
+        return out
 
     def forward(self, query_feats, supports: List[Dict]) -> Tensor:
         """Per-way similarity maps of the query features to the prototypes."""

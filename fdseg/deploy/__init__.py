@@ -1,0 +1,5 @@
+"""Deployment: CPU speed helpers, the official yardstick, export."""
+
+from .speed import compare_with_official, cpu_capability, use_channels_last
+
+__all__ = ['compare_with_official', 'cpu_capability', 'use_channels_last']
