@@ -1,0 +1,239 @@
+"""Matcher's stages against transcriptions of the official matcher/Matcher.py.
+
+Matched points (bidirectional Hungarian + keep-inside-mask + top half),
+seeded prompt sets (random.sample / recursive combinations) and the
+filtered, merged mask, each compared with the official steps written out
+here; plus the failure modes and run-to-run determinism on tiny models.
+"""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+pytest.importorskip('segment_anything', reason='needs the sam extra')
+pytest.importorskip('ot', reason='needs the sam extra (pot)')
+
+from fdseg.models.segmentors.matcher import (  # noqa: E402
+    hungarian_points,
+    merge_masks,
+    sample_prompt_sets,
+)
+
+
+# ------------------------------------------------------------ transcriptions
+def official_points(ref_feats, tar_feat, pool, feat_size, patch, size):
+    S = ref_feats @ tar_feat.t()
+    S_forward = S[pool.flatten().bool()]
+    fwd = linear_sum_assignment(S_forward, maximize=True)
+    fwd = [torch.as_tensor(i, dtype=torch.int64) for i in fwd]
+    sim_f = S_forward[fwd[0], fwd[1]]
+    indices_mask = pool.flatten().nonzero()[:, 0]
+    S_reverse = S.t()[fwd[1]]
+    rev = linear_sum_assignment(S_reverse, maximize=True)
+    rev = [torch.as_tensor(i, dtype=torch.int64) for i in rev]
+    retain = torch.isin(rev[1], indices_mask)
+    if not (retain == False).all().item():  # noqa: E712
+        fwd = [fwd[0][retain], fwd[1][retain]]
+        sim_f = sim_f[retain]
+    n = len(sim_f) // 2 if len(sim_f) > 40 else len(sim_f)
+    _, idx = torch.sort(sim_f, descending=True)
+    inds = fwd[1][idx[:n]]
+    s = torch.tensor(list(set(inds.tolist())))
+    xs = (s % feat_size * patch + patch // 2).tolist()
+    ys = (s // feat_size * patch + patch // 2).tolist()
+    return np.array(
+        [[int(x), int(y)] for x, y in zip(xs, ys) if int(x) < size and int(y) < size]
+    )
+
+
+def _combinations(n, k):
+    if k > n:
+        return []
+    if k == 0:
+        return [[]]
+    if k == n:
+        return [[i for i in range(n)]]
+    res = []
+    for i in range(n):
+        for j in _combinations(i, k - 1):
+            res.append(j + [i])
+    return res
+
+
+def official_sample_points(points, sample_range, max_iterations):
+    out = []
+    for i in range(
+        min(sample_range[0], len(points)), min(sample_range[1], len(points)) + 1
+    ):
+        if len(points) > 8:
+            index = [
+                random.sample(range(len(points)), i) for j in range(max_iterations)
+            ]
+        else:
+            index = _combinations(len(points), i)
+        out.append(np.take(points, index, axis=0))
+    return out
+
+
+def official_merge(pred_masks, purity, coverage, emd, cfg):
+    scores = cfg['alpha'] * emd + cfg['beta'] * purity * coverage ** cfg['exp']
+    metric_preds = dict(purity=purity, coverage=coverage, emd=emd)
+    for metric in ['coverage', 'emd', 'purity']:
+        if cfg[metric + '_filter'] > 0:
+            thres = min(cfg[metric + '_filter'], metric_preds[metric].max())
+            idx = torch.where(metric_preds[metric] >= thres)[0]
+            scores = scores[idx]
+            pred_masks = pred_masks[idx]
+            for key in metric_preds:
+                metric_preds[key] = metric_preds[key][idx]
+    if cfg['use_score_filter']:
+        distances = 1 - scores
+        distances, rank = torch.sort(distances, descending=False)
+        distances_norm = distances - distances.min()
+        distances_norm = distances_norm / (distances.max() + 1e-6)
+        filer_dis = distances < cfg['deep_score_filter']
+        filer_dis[..., 0] = True
+        filer_dis_norm = distances_norm < cfg['deep_score_norm_filter']
+        filer_dis = filer_dis * filer_dis_norm
+        masks = pred_masks[rank[filer_dis][: cfg['num_merging_mask']]]
+        return masks.sum(0) > 0
+    topk = min(cfg['num_merging_mask'], scores.size(0))
+    topk_idx = scores.topk(topk)[1]
+    topk_scores = scores[topk_idx].numpy()
+    if cfg['topk_scores_threshold'] > 0:
+        topk_scores = topk_scores / topk_scores.max()
+    idx = topk_scores > cfg['topk_scores_threshold']
+    return np.sum(list(pred_masks[topk_idx][idx].numpy()[:, None]), axis=0)[0] > 0
+
+
+# --------------------------------------------------------------------- tests
+@pytest.mark.parametrize('nshot,fg', [(1, 50), (2, 8)])
+def test_matched_points(nshot, fg):
+    """> 40 matches (top half kept) and a small mask, 1 and 2 shots."""
+    g = torch.Generator().manual_seed(nshot)
+    fs, patch = 9, 14
+    ref = torch.nn.functional.normalize(torch.randn(nshot * fs * fs, 16, generator=g))
+    tar = torch.nn.functional.normalize(torch.randn(fs * fs, 16, generator=g))
+    pool = torch.zeros(nshot * fs * fs)
+    pool[torch.randperm(len(pool), generator=g)[: fg * nshot]] = 1
+    ours, S, C = hungarian_points(ref, tar, pool, fs, patch, (126, 126))
+    ref_pts = official_points(ref, tar, pool, fs, patch, 126)
+    assert len(ours) > 3 and np.array_equal(ours, ref_pts)
+    assert torch.allclose(C, (1 - S) / 2)
+
+
+@pytest.mark.parametrize('n', [5, 12])
+def test_prompt_sets_seeded(n):
+    """Every subset (<= 8 points, colex order) or random.sample subsets."""
+    pts = np.arange(2 * n).reshape(n, 2)
+    random.seed(3)
+    ref = official_sample_points(pts, (1, 6), 7)
+    ours = sample_prompt_sets(pts, (1, 6), 7, random.Random(3))
+    assert len(ours) == len(ref) == min(6, n)
+    for a, b in zip(ours, ref):
+        assert np.array_equal(a, b)
+    again = sample_prompt_sets(pts, (1, 6), 7, random.Random(3))
+    assert all(np.array_equal(a, b) for a, b in zip(again, ours))
+
+
+@pytest.mark.parametrize('score_filter', [True, False])
+def test_merged_mask(score_filter):
+    from fdseg.models.segmentors.matcher import COCO_ONE_SHOT
+
+    g = torch.Generator().manual_seed(0)
+    masks = torch.rand(12, 10, 10, generator=g) > 0.7
+    purity = torch.rand(12, generator=g) * 0.05
+    coverage = torch.rand(12, generator=g)
+    emd = 0.6 + 0.1 * torch.rand(12, generator=g)
+    cfg = dict(COCO_ONE_SHOT, use_score_filter=score_filter, topk_scores_threshold=0.9)
+    ours, picked = merge_masks(masks, purity, coverage, emd, cfg)
+    ref = official_merge(masks, purity, coverage, emd, cfg)
+    assert 0 < len(picked) < 12
+    assert np.array_equal(ours.numpy(), np.asarray(ref))
+
+
+@pytest.fixture(scope='module')
+def matcher():
+    from mmengine.registry import init_default_scope
+
+    from fdseg.models.segmentors import MatcherSegmentor
+
+    init_default_scope('fdseg')
+    torch.manual_seed(0)
+    return MatcherSegmentor(
+        sam_arch='tiny',
+        checkpoint=None,
+        encoder=dict(
+            type='DINOv2ViT',
+            arch='vit_small_patch14',
+            final_norm=False,
+            timm_kwargs=dict(depth=1, embed_dim=32, num_heads=2),
+        ),
+        input_size=56,
+        matcher_cfg=dict(max_sample_iterations=3, sample_range=(1, 3)),
+        generator_cfg=dict(
+            points_per_side=2,
+            pred_iou_thresh=0.0,
+            stability_score_thresh=0.0,
+            sel_pred_iou_thresh=0.0,
+            sel_stability_score_thresh=0.0,
+        ),
+        max_kmeans_retries=3,
+    ).eval()
+
+
+@pytest.fixture(scope='module')
+def episode():
+    g = torch.Generator().manual_seed(1)
+    sup = torch.randint(0, 256, (1, 3, 48, 48), dtype=torch.uint8, generator=g)
+    q = torch.randint(0, 256, (1, 3, 48, 48), dtype=torch.uint8, generator=g)
+    m = torch.zeros(1, 48, 48)
+    m[0, 8:40, 8:40] = 1
+    return sup, m, q
+
+
+def test_end_to_end_deterministic(matcher, episode):
+    sup, m, q = episode
+    with torch.no_grad():
+        st = matcher.encode_raw_support(sup, m)
+        a, ra = matcher.segment(q.float(), [st], normalized=False)
+        b, rb = matcher.segment(q.float(), [st], normalized=False)
+    assert torch.equal(a[0], b[0]) and ra == rb
+    rec = ra[0][0]
+    assert rec['seed'] == 0 and rec['failures'] == [] and rec['num_masks'] > 0
+    assert rec['merged'] and (a[0][1] > 0).any()
+
+
+def test_every_mask_filtered_out(matcher, episode):
+    sup, m, q = episode
+    old = dict(matcher.gen_cfg)
+    matcher.gen_cfg.update(pred_iou_thresh=1e9, sel_pred_iou_thresh=1e9)
+    try:
+        with torch.no_grad():
+            lg, rec = matcher.segment(
+                q.float(), [matcher.encode_raw_support(sup, m)], normalized=False
+            )
+    finally:
+        matcher.gen_cfg = old
+    assert rec[0][0]['failures'] == ['no_mask'] and rec[0][0]['num_masks'] == 0
+    assert lg[0].argmax(0).sum() == 0
+
+
+def test_kmeans_retry_loop_is_bounded(matcher):
+    """Fewer distinct points than centres: the official loop never ends."""
+    rec = dict(failures=[])
+    pts = np.array([[7, 7]] * 6 + [[21, 35]] * 4)
+    centers = matcher.cluster(pts, torch.Generator().manual_seed(0), rec)
+    assert rec['failures'] == ['kmeans_retry_limit'] and rec['kmeans_runs'] == 3
+    assert sorted(map(tuple, centers.tolist())) == [(7, 7), (21, 35)]
+    rec = dict(failures=[])
+    spread = np.array([[0, 0], [0, 1], [50, 50], [51, 50]])
+    matcher.cfg['num_centers'] = 2
+    try:
+        c = matcher.cluster(spread, torch.Generator().manual_seed(0), rec)
+    finally:
+        matcher.cfg['num_centers'] = 8
+    assert rec['failures'] == [] and len(c) == 2
