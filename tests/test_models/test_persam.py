@@ -143,6 +143,7 @@ class _Predictor:
             target,
         )
         high = self.model.postprocess_masks(low, self.input_size, self.original_size)
+        self.high = high[0]
         return (high > 0)[0].numpy(), iou[0].numpy(), low[0].numpy()
 
 
@@ -207,6 +208,86 @@ def official_persam(sam, ref_image, ref_mask, test_image):
         multimask=True,
     )
     return topk_xy, masks[np.argmax(scores)], target_feat
+
+
+def _box(mask):
+    y, x = np.nonzero(mask)
+    return np.array([x.min(), y.min(), x.max(), y.max()])
+
+
+def official_persam_f(sam, ref_image, ref_mask, test_image, epochs):
+    """persam_f.py: training of the 2 weights, then one test image."""
+    from fdseg.models.segmentors.persam import dice_loss, sigmoid_focal_loss
+
+    gt_mask = torch.tensor(ref_mask)[:, :, 0] > 0
+    gt_mask = gt_mask.float().unsqueeze(0).flatten(1)
+    predictor = _Predictor(sam)
+    with torch.no_grad():
+        rm = predictor.set_image(ref_image, ref_mask)
+    ref_feat = predictor.features.squeeze().permute(1, 2, 0)
+    rm = F.interpolate(rm, size=ref_feat.shape[0:2], mode='bilinear').squeeze()[0]
+    target_feat = ref_feat[rm > 0]
+    target_feat = (target_feat.max(0)[0] / 2 + target_feat.mean(0) / 2).unsqueeze(0)
+    h, w, C = ref_feat.shape
+    target_feat = target_feat / target_feat.norm(dim=-1, keepdim=True)
+    ref_feat = ref_feat / ref_feat.norm(dim=-1, keepdim=True)
+    sim = (target_feat @ ref_feat.permute(2, 0, 1).reshape(C, h * w)).reshape(
+        1, 1, h, w
+    )
+    sim = F.interpolate(sim, scale_factor=4, mode='bilinear')
+    sim = sam.postprocess_masks(
+        sim, predictor.input_size, predictor.original_size
+    ).squeeze()
+    topk_xy, topk_label = _point_selection(sim)[:2]
+    weights_p = torch.nn.Parameter(torch.ones(2, 1) / 3)
+    optimizer = torch.optim.AdamW([weights_p], lr=1e-3, eps=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    for _ in range(epochs):
+        with torch.no_grad():
+            predictor.predict(topk_xy, topk_label, multimask=True)
+        logits_high = predictor.high.flatten(1)
+        weights = torch.cat((1 - weights_p.sum(0).unsqueeze(0), weights_p), dim=0)
+        logits_high = (logits_high * weights).sum(0).unsqueeze(0)
+        loss = dice_loss(logits_high, gt_mask) + sigmoid_focal_loss(
+            logits_high, gt_mask
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    weights = torch.cat((1 - weights_p.sum(0).unsqueeze(0), weights_p), dim=0)
+    weights = weights.detach()
+    weights_np = weights.numpy()
+    with torch.no_grad():
+        predictor.set_image(test_image)
+        test_feat = predictor.features.squeeze()
+        C, h, w = test_feat.shape
+        test_feat = test_feat / test_feat.norm(dim=0, keepdim=True)
+        sim = (target_feat @ test_feat.reshape(C, h * w)).reshape(1, 1, h, w)
+        sim = F.interpolate(sim, scale_factor=4, mode='bilinear')
+        sim = sam.postprocess_masks(
+            sim, predictor.input_size, predictor.original_size
+        ).squeeze()
+        topk_xy, topk_label = _point_selection(sim)[:2]
+        masks, scores, logits = predictor.predict(topk_xy, topk_label, multimask=True)
+        mask = ((predictor.high * weights.unsqueeze(-1)).sum(0) > 0).numpy()
+        logit = (logits * weights_np[..., None]).sum(0)
+        masks, scores, logits = predictor.predict(
+            topk_xy,
+            topk_label,
+            box=_box(mask)[None],
+            mask_input=logit[None],
+            multimask=True,
+        )
+        best = np.argmax(scores)
+        masks, scores, logits = predictor.predict(
+            topk_xy,
+            topk_label,
+            box=_box(masks[best])[None],
+            mask_input=logits[best : best + 1],
+            multimask=True,
+        )
+    return weights.flatten(), masks[np.argmax(scores)]
 
 
 # ------------------------------------------------------------------ fixtures
@@ -309,9 +390,9 @@ def test_empty_support_and_one_shot_only(persam, episode):
         persam.encode_raw_support(sup.repeat(2, 1, 1, 1), m.repeat(2, 1, 1))
 
 
-def test_persam_f_weights_and_prediction(episode):
-    """PerSAM-F: the 3 learnt mask weights sum to 1, change from 1/3 and the
-    run is deterministic."""
+def test_persam_f_matches_official(episode):
+    """PerSAM-F: learnt weights and final mask equal persam_f.py's (30
+    steps instead of 1000: a config key), deterministic."""
     torch.manual_seed(0)
     model = PerSAMSegmentor(
         sam_arch='tiny', checkpoint=None, variant='persam_f', persam_f_epochs=30
@@ -327,3 +408,8 @@ def test_persam_f_weights_and_prediction(episode):
     assert not torch.allclose(w, torch.full((3,), 1 / 3))
     assert torch.equal(w, s2[0]['weights']) and torch.equal(l1[0], l2[0])
     assert r1[0][0]['labels'] == [1]
+    mask3 = np.repeat(m[0].numpy().astype(np.uint8)[..., None] * 255, 3, axis=2)
+    ref_w, ref_mask = official_persam_f(model.sam, _np(sup), mask3, _np(q), 30)
+    assert torch.allclose(w, ref_w, atol=1e-6)
+    ours = (l1[0][1] > 0).numpy()
+    assert ours.any() and np.array_equal(ours, ref_mask)
