@@ -237,3 +237,165 @@ def test_kmeans_retry_loop_is_bounded(matcher):
     finally:
         matcher.cfg['num_centers'] = 8
     assert rec['failures'] == [] and len(c) == 2
+
+
+def official_mask_generation(sam, img_np, samples_list, all_points, C, pool, g, cfg):
+    """Matcher's generator (_process_crop, _process_batch, _process_sel_batch,
+    NMS) and mask_generation's scoring and merging, one crop layer."""
+    import cv2
+    import ot
+    from segment_anything import SamPredictor
+    from segment_anything.utils.amg import (
+        batch_iterator,
+        batched_mask_to_box,
+        build_all_layer_point_grids,
+        calculate_stability_score,
+        is_box_near_crop_edge,
+    )
+    from torchvision.ops.boxes import batched_nms
+
+    predictor = SamPredictor(sam)
+    predictor.set_image(img_np)
+    H, W = img_np.shape[:2]
+    crop_box = [0, 0, W, H]
+    data = dict(masks=[], iou=[], boxes=[])
+
+    def keep_batch(masks, iou, iou_thresh, stab_thresh, offset):
+        if iou_thresh > 0.0:
+            k = iou > iou_thresh
+            masks, iou = masks[k], iou[k]
+        stab = calculate_stability_score(masks, sam.mask_threshold, offset)
+        if stab_thresh > 0.0:
+            k = stab >= stab_thresh
+            masks, iou = masks[k], iou[k]
+        masks = masks > sam.mask_threshold
+        boxes = batched_mask_to_box(masks)
+        k = ~is_box_near_crop_edge(boxes, crop_box, [0, 0, W, H])
+        data['masks'].append(masks[k])
+        data['iou'].append(iou[k])
+        data['boxes'].append(boxes[k])
+
+    def layers(masks, iou, layer):
+        if g['sel_multimask_output']:
+            if layer in [0, 1, 2]:
+                return masks[:, layer][:, None], iou[:, layer][:, None]
+            if layer in [3, 4, 5]:
+                return masks[:, layer - 3 :], iou[:, layer - 3 :]
+        return masks, iou
+
+    grid = build_all_layer_point_grids(g['points_per_side'], 0, 1)[0]
+    points_for_image = grid * np.array((H, W))[None, ::-1]
+    for (points,) in batch_iterator(g['points_per_batch'], points_for_image):
+        tp = predictor.transform.apply_coords(points, (H, W))
+        in_points = torch.as_tensor(tp)
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int)
+        masks, iou, _ = predictor.predict_torch(
+            in_points[:, None, :],
+            in_labels[:, None],
+            multimask_output=g['multimask_output'],
+            return_logits=True,
+        )
+        masks, iou = layers(masks, iou, g['output_layer'])
+        keep_batch(
+            masks.flatten(0, 1),
+            iou.flatten(0, 1),
+            g['pred_iou_thresh'],
+            g['stability_score_thresh'],
+            g['stability_score_offset'],
+        )
+    label_list = [np.ones((s.shape[0], s.shape[1])) for s in samples_list]
+    for coords, labels in zip(samples_list, label_list):
+        for sel_points, sel_labels in batch_iterator(
+            g['points_per_batch'], coords, labels
+        ):
+            pc = predictor.transform.apply_coords(sel_points, (H, W))
+            ct = torch.as_tensor(pc, dtype=torch.float)
+            lt = torch.as_tensor(sel_labels, dtype=torch.int)
+            masks, iou, _ = predictor.predict_torch(
+                ct,
+                lt,
+                None,
+                None,
+                multimask_output=g['sel_multimask_output'],
+                return_logits=True,
+            )
+            masks, iou = layers(masks, iou, g['sel_output_layer'])
+            keep_batch(
+                masks.flatten(0, 1),
+                iou.flatten(0, 1),
+                g['sel_pred_iou_thresh'],
+                g['sel_stability_score_thresh'],
+                g['sel_stability_score_offset'],
+            )
+    masks = torch.cat(data['masks'])
+    iou = torch.cat(data['iou'])
+    boxes = torch.cat(data['boxes'])
+    keep = batched_nms(boxes.float(), iou, torch.zeros(len(boxes)), g['box_nms_thresh'])
+    tar_masks = masks[keep][:, None].numpy()
+    feat = int(np.sqrt(C.shape[1]))
+    purity, coverage, emd = (torch.zeros(len(tar_masks)) for _ in range(3))
+    for i in range(len(tar_masks)):
+        m = cv2.resize(
+            tar_masks[i][0].astype(np.float32),
+            (feat, feat),
+            interpolation=cv2.INTER_AREA,
+        )
+        thres = m.max() - 1e-6 if m.max() <= 0 else 0
+        m = m > thres
+        cost = C[pool.flatten().bool(), :][:, m.flatten()]
+        e = ot.emd2(
+            a=[1.0 / cost.shape[0] for _ in range(cost.shape[0])],
+            b=[1.0 / cost.shape[1] for _ in range(cost.shape[1])],
+            M=cost.numpy(),
+        )
+        pt = np.clip(all_points.astype(np.int64)[:, ::-1], 0, [H - 1, W - 1])
+        inside = all_points[tar_masks[i][0][pt[:, 0], pt[:, 1]]]
+        purity[i] = inside.shape[0] / max(float(m.sum()), 1.0) + 1e-6
+        coverage[i] = inside.shape[0] / all_points.shape[0] + 1e-6
+        emd[i] = 1 - e
+    return official_merge(torch.from_numpy(tar_masks[:, 0]), purity, coverage, emd, cfg)
+
+
+def test_merged_mask_matches_official_pipeline(matcher, episode):
+    """Points -> seeded prompt sets -> SAM masks -> scores -> merged mask,
+    with the query at the encoder size (no final resize); NMS at 1.0 keeps
+    several candidates of the random model to score and merge."""
+    sup, m, _ = episode
+    old = dict(matcher.gen_cfg)
+    matcher.gen_cfg['box_nms_thresh'] = 1.0
+    g = torch.Generator().manual_seed(5)
+    q = torch.randint(0, 256, (1, 3, 56, 56), dtype=torch.uint8, generator=g)
+    try:
+        with torch.no_grad():
+            st, logits, rec, ref = _both(matcher, sup, m, q)
+    finally:
+        matcher.gen_cfg = old
+    assert rec[0][0]['failures'] == [] and rec[0][0]['num_masks'] > 1
+    assert 0 < len(rec[0][0]['merged']) < rec[0][0]['num_masks']
+    ours = (logits[0][1] > 0).numpy()
+    assert ours.any() and np.array_equal(ours, np.asarray(ref))
+
+
+def _both(matcher, sup, m, q):
+    st = matcher.encode_raw_support(sup, m)
+    logits, rec = matcher.segment(q.float(), [st], normalized=False)
+    qf = matcher.query_features(matcher.to_uint8(q.float(), False)[0])
+    pts, S, C = hungarian_points(
+        st[0]['ref_feats'], qf['tar_feat'], st[0]['ref_pool'], 4, 14, (56, 56)
+    )
+    random.seed(matcher.seed)
+    samples = official_sample_points(
+        pts, matcher.cfg['sample_range'], matcher.cfg['max_sample_iterations']
+    )
+    img_np = matcher._sam_uint8(matcher._resize(matcher.to_uint8(q.float(), False)[0]))
+    ref = official_mask_generation(
+        matcher.sam,
+        img_np,
+        samples,
+        pts,
+        C,
+        st[0]['ref_pool'],
+        matcher.gen_cfg,
+        matcher.cfg,
+    )
+    return st, logits, rec, ref
