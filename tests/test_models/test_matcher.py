@@ -209,15 +209,15 @@ def test_end_to_end_deterministic(matcher, episode):
 
 def test_every_mask_filtered_out(matcher, episode):
     sup, m, q = episode
-    old = dict(matcher.gen_cfg)
-    matcher.gen_cfg.update(pred_iou_thresh=1e9, sel_pred_iou_thresh=1e9)
+    old = dict(matcher.generator_cfg)
+    matcher.generator_cfg.update(pred_iou_thresh=1e9, sel_pred_iou_thresh=1e9)
     try:
         with torch.no_grad():
             lg, rec = matcher.segment(
                 q.float(), [matcher.encode_raw_support(sup, m)], normalized=False
             )
     finally:
-        matcher.gen_cfg = old
+        matcher.generator_cfg = old
     assert rec[0][0]['failures'] == ['no_mask'] and rec[0][0]['num_masks'] == 0
     assert lg[0].argmax(0).sum() == 0
 
@@ -231,11 +231,11 @@ def test_kmeans_retry_loop_is_bounded(matcher):
     assert sorted(map(tuple, centers.tolist())) == [(7, 7), (21, 35)]
     rec = dict(failures=[])
     spread = np.array([[0, 0], [0, 1], [50, 50], [51, 50]])
-    matcher.cfg['num_centers'] = 2
+    matcher.matcher_cfg['num_centers'] = 2
     try:
         c = matcher.cluster(spread, torch.Generator().manual_seed(0), rec)
     finally:
-        matcher.cfg['num_centers'] = 8
+        matcher.matcher_cfg['num_centers'] = 8
     assert rec['failures'] == [] and len(c) == 2
 
 
@@ -361,15 +361,15 @@ def test_merged_mask_matches_official_pipeline(matcher, episode):
     with the query at the encoder size (no final resize); NMS at 1.0 keeps
     several candidates of the random model to score and merge."""
     sup, m, _ = episode
-    old = dict(matcher.gen_cfg)
-    matcher.gen_cfg['box_nms_thresh'] = 1.0
+    old = dict(matcher.generator_cfg)
+    matcher.generator_cfg['box_nms_thresh'] = 1.0
     g = torch.Generator().manual_seed(5)
     q = torch.randint(0, 256, (1, 3, 56, 56), dtype=torch.uint8, generator=g)
     try:
         with torch.no_grad():
             st, logits, rec, ref = _both(matcher, sup, m, q)
     finally:
-        matcher.gen_cfg = old
+        matcher.generator_cfg = old
     assert rec[0][0]['failures'] == [] and rec[0][0]['num_masks'] > 1
     assert 0 < len(rec[0][0]['merged']) < rec[0][0]['num_masks']
     ours = (logits[0][1] > 0).numpy()
@@ -385,7 +385,9 @@ def _both(matcher, sup, m, q):
     )
     random.seed(matcher.seed)
     samples = official_sample_points(
-        pts, matcher.cfg['sample_range'], matcher.cfg['max_sample_iterations']
+        pts,
+        matcher.matcher_cfg['sample_range'],
+        matcher.matcher_cfg['max_sample_iterations'],
     )
     img_np = matcher._sam_uint8(matcher._resize(matcher.to_uint8(q.float(), False)[0]))
     ref = official_mask_generation(
@@ -395,7 +397,7 @@ def _both(matcher, sup, m, q):
         pts,
         C,
         st[0]['ref_pool'],
-        matcher.gen_cfg,
-        matcher.cfg,
+        matcher.generator_cfg,
+        matcher.matcher_cfg,
     )
     return st, logits, rec, ref

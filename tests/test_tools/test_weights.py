@@ -83,6 +83,26 @@ FAMILIES = {
         SYNTH,
         ['sam2.1_hiera_small'],
     ),
+    # SAM v1 baselines: the official file names, tiny SAM / 1-block DINOv2.
+    'persam': (
+        'persam/persam_sam-vith_no-train_gfds-all-1shot.py',
+        GFDS + ['model.sam_arch=tiny'],
+        ['sam_vit_h'],
+    ),
+    'matcher': (
+        'matcher/matcher_sam-vith_dinov2-vitl14_no-train_gfds-all-1shot.py',
+        GFDS
+        + [
+            'model.sam_arch=tiny',
+            'model.input_size=56',
+            'model.encoder.timm_kwargs.depth=1',
+            'model.matcher_cfg.max_sample_iterations=2',
+            'model.matcher_cfg.sample_range=[1,2]',
+            'model.generator_cfg.points_per_side=2',
+        ],
+        # DINOv2 is loaded first: the empty-cache run names it.
+        ['dinov2_vitl14', 'sam_vit_h'],
+    ),
 }
 
 
@@ -133,7 +153,18 @@ def _write_sam2(path):
     torch.save({'model': net.state_dict()}, path)
 
 
+def _write_sam_tiny(path):
+    from fdseg.models.adapters.segment_anything import build_sam
+
+    torch.manual_seed(6)
+    torch.save(build_sam('tiny').state_dict(), path)
+
+
 WRITERS = {
+    'sam_vit_h': _write_sam_tiny,
+    'dinov2_vitl14': lambda p: _write_vit(
+        p, 'vit_large_patch14_dinov2', mask_token=True
+    ),
     'gfds_fm_small': lambda p: _write_pdn(p, False),
     'gfds_fm_large': lambda p: _write_pdn(p, True),
     'dino_vits8': lambda p: _write_vit(p, 'vit_small_patch8_224'),
@@ -228,6 +259,8 @@ def tool_runs(cache, data, tmp_path_factory):
         'sam2-refiner',
         'fastsam',
         'sam2-video',
+        'matcher',
+        'persam',
         'pdn',
         'resnet',
         'dino',

@@ -293,9 +293,9 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
             unknown = set(given or {}) - set(default)
             if unknown:
                 raise KeyError(f'unknown {name} keys {sorted(unknown)}')
-        self.cfg = {**COCO_ONE_SHOT, **(matcher_cfg or {})}
-        self.cfg['sample_range'] = tuple(self.cfg['sample_range'])
-        self.gen_cfg = {**COCO_GENERATOR, **(generator_cfg or {})}
+        self.matcher_cfg = {**COCO_ONE_SHOT, **(matcher_cfg or {})}
+        self.matcher_cfg['sample_range'] = tuple(self.matcher_cfg['sample_range'])
+        self.generator_cfg = {**COCO_GENERATOR, **(generator_cfg or {})}
         self.patch = self.encoder.patch_size
         self.feat_size = self.input_size // self.patch
         self.register_buffer(
@@ -368,7 +368,7 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
     def cluster(self, points: np.ndarray, gen: torch.Generator, rec: Dict):
         """k-means++ centres with the bounded retry loop."""
         X = torch.from_numpy(points).float()
-        K = min(self.cfg['num_centers'], len(points))
+        K = min(self.matcher_cfg['num_centers'], len(points))
         for attempt in range(self.max_kmeans_retries):
             centers, assign = kmeans_pp(X, K, gen)
             if torch.unique(assign).shape[0] == K:
@@ -387,7 +387,7 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
             is_box_near_crop_edge,
         )
 
-        g = self.gen_cfg
+        g = self.generator_cfg
         multimask = g['multimask_output'] if dense else g['sel_multimask_output']
         high, iou, _ = decode(
             self.sam,
@@ -430,7 +430,7 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
         from segment_anything.utils.transforms import ResizeLongestSide
         from torchvision.ops.boxes import batched_nms
 
-        g = self.gen_cfg
+        g = self.generator_cfg
         H, W = qf['size']
         tf = ResizeLongestSide(self.sam.image_encoder.img_size)
         dev = self._device
@@ -510,10 +510,13 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
         rng = random.Random(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         points = all_points
-        if not self.cfg['use_points_or_centers']:
+        if not self.matcher_cfg['use_points_or_centers']:
             points = self.cluster(all_points, gen, rec)
         sets = sample_prompt_sets(
-            points, self.cfg['sample_range'], self.cfg['max_sample_iterations'], rng
+            points,
+            self.matcher_cfg['sample_range'],
+            self.matcher_cfg['max_sample_iterations'],
+            rng,
         )
         rec['num_prompt_sets'] = int(sum(len(x) for x in sets))
         masks = self.generate(qf, sets)
@@ -526,7 +529,7 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
         purity, coverage, emd = (
             torch.tensor([m[i] for m in metrics]) for i in range(3)
         )
-        merged, picked = merge_masks(masks, purity, coverage, emd, self.cfg)
+        merged, picked = merge_masks(masks, purity, coverage, emd, self.matcher_cfg)
         rec['merged'] = picked
         out = F.interpolate(merged[None, None].float(), (H, W), mode='nearest')[0, 0]
         return out * 2 - 1, rec
