@@ -6,6 +6,7 @@ filtered, merged mask, each compared with the official steps written out
 here; plus the failure modes and run-to-run determinism on tiny models.
 """
 
+import os.path as osp
 import random
 
 import numpy as np
@@ -21,6 +22,7 @@ from fdseg.models.segmentors.matcher import (  # noqa: E402
     merge_masks,
     sample_prompt_sets,
 )
+from tests.conftest import REAL_DEFECTS_CFG, SHARED_DATA  # noqa: E402
 
 
 # ------------------------------------------------------------ transcriptions
@@ -401,3 +403,27 @@ def _both(matcher, sup, m, q):
         matcher.matcher_cfg,
     )
     return st, logits, rec, ref
+
+
+@pytest.mark.skipif(not osp.isdir(SHARED_DATA), reason='../shared/data is absent')
+def test_real_defect_episodes(matcher):
+    """Real NEU-Seg episodes (200x200 grayscale JPEGs) through the test
+    step: a 0/1 prediction at the image size and a record per episode.
+    (tools/test.py on the real data costs ~30 s of config pretty-printing
+    for the real_defects declarations, so the tool itself is exercised on
+    generated data in tests/test_tools/test_weights.py.)"""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from fdseg.registry import DATASETS
+
+    d = Config.fromfile(REAL_DEFECTS_CFG).test_dataloader.dataset
+    d.update(data_root=SHARED_DATA, products=['neu_seg'], max_episodes_per_category=1)
+    ds = DATASETS.build(d)
+    with torch.no_grad():
+        for i in range(len(ds)):
+            s = matcher.test_step(pseudo_collate([ds[i]]))[0]
+            pred = s.pred_sem_seg.data
+            assert pred.shape[-2:] == tuple(s.metainfo['img_shape'][:2])
+            assert set(pred.unique().tolist()) <= {0, 1}
+            assert 'seed' in s.metainfo['sam_baseline'][0]

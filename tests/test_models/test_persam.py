@@ -9,6 +9,7 @@ target-embedding addition, then the two cascaded refinements.
 """
 
 import math
+import os.path as osp
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 pytest.importorskip('segment_anything', reason='needs the sam extra')
 
 from fdseg.models.segmentors import PerSAMSegmentor  # noqa: E402
+from tests.conftest import REAL_DEFECTS_CFG, SHARED_DATA  # noqa: E402
 
 H = W = 48
 
@@ -413,3 +415,22 @@ def test_persam_f_matches_official(episode):
     assert torch.allclose(w, ref_w, atol=1e-6)
     ours = (l1[0][1] > 0).numpy()
     assert ours.any() and np.array_equal(ours, ref_mask)
+
+
+@pytest.mark.skipif(not osp.isdir(SHARED_DATA), reason='../shared/data is absent')
+def test_real_defect_episodes(persam):
+    """Real NEU-Seg episodes through the test step (see test_matcher.py)."""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from fdseg.registry import DATASETS
+
+    d = Config.fromfile(REAL_DEFECTS_CFG).test_dataloader.dataset
+    d.update(data_root=SHARED_DATA, products=['neu_seg'], max_episodes_per_category=1)
+    ds = DATASETS.build(d)
+    with torch.no_grad():
+        for i in range(len(ds)):
+            s = persam.test_step(pseudo_collate([ds[i]]))[0]
+            assert s.pred_sem_seg.data.shape[-2:] == tuple(s.metainfo['img_shape'][:2])
+            assert torch.isfinite(s.seg_logits.data).all()
+            assert s.metainfo['sam_baseline'][0]['labels'] == [1, 0]

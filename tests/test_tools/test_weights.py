@@ -86,13 +86,18 @@ FAMILIES = {
     # SAM v1 baselines: the official file names, tiny SAM / 1-block DINOv2.
     'persam': (
         'persam/persam_sam-vith_no-train_gfds-all-1shot.py',
-        GFDS + ['model.sam_arch=tiny'],
+        GFDS
+        + [
+            'model.sam_arch=tiny',
+            'test_dataloader.dataset.max_episodes_per_category=1',
+        ],
         ['sam_vit_h'],
     ),
     'matcher': (
         'matcher/matcher_sam-vith_dinov2-vitl14_no-train_gfds-all-1shot.py',
         GFDS
         + [
+            'test_dataloader.dataset.max_episodes_per_category=1',
             'model.sam_arch=tiny',
             'model.input_size=56',
             'model.encoder.timm_kwargs.depth=1',
