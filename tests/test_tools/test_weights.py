@@ -104,6 +104,11 @@ FAMILIES = {
             'model.matcher_cfg.max_sample_iterations=2',
             'model.matcher_cfg.sample_range=[1,2]',
             'model.generator_cfg.points_per_side=2',
+            # random weights: keep SAM's masks so the merged mask is not empty
+            'model.generator_cfg.pred_iou_thresh=0.0',
+            'model.generator_cfg.stability_score_thresh=0.0',
+            'model.generator_cfg.sel_pred_iou_thresh=0.0',
+            'model.generator_cfg.sel_stability_score_thresh=0.0',
         ],
         # DINOv2 is loaded first: the empty-cache run names it.
         ['dinov2_vitl14', 'sam_vit_h'],
