@@ -427,3 +427,17 @@ def test_real_defect_episodes(matcher):
             assert pred.shape[-2:] == tuple(s.metainfo['img_shape'][:2])
             assert set(pred.unique().tolist()) <= {0, 1}
             assert 'seed' in s.metainfo['sam_baseline'][0]
+
+
+def test_defect_lost_by_the_resize(matcher):
+    """input_size 56 < a 112-pixel image: nearest drops a 1-pixel defect;
+    the pooled mask comes from the small-defect rule (never empty)."""
+    g = torch.Generator().manual_seed(2)
+    sup = torch.randint(0, 256, (1, 3, 112, 112), dtype=torch.uint8, generator=g)
+    m = torch.zeros(1, 112, 112)
+    m[0, 1, 1] = 1
+    with torch.no_grad():
+        st = matcher.encode_raw_support(sup, m)
+    assert st[0]['failures'] == ['small_defect_fallback']
+    pool = st[0]['ref_pool'].reshape(4, 4)
+    assert pool[0, 0] == 1 and pool.sum() == 1

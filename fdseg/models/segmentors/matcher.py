@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fdseg.models.adapters.segment_anything import decode, encode_image
+from fdseg.models.utils import downsample_mask
 from fdseg.models.utils.constants import IMAGENET_MEAN_01, IMAGENET_STD_01
 from fdseg.registry import MODELS
 
@@ -349,8 +350,23 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
         m = torch.stack([mk.float() for mk in masks])[:, None]
         m = F.interpolate(m, (s, s), mode='nearest')
         pool = F.avg_pool2d(m, (self.patch, self.patch))
-        pool = (pool > self.sam.mask_threshold).float().reshape(-1)
-        return dict(ref_feats=self._tokens(refs), ref_pool=pool, nshot=len(imgs))
+        pool = (pool > self.sam.mask_threshold).float()
+        failures = []
+        if not bool(pool.any()):
+            # A defect lost by the resize (input_size below the image size):
+            # the shared small-defect rule on the original masks, any
+            # overlap = foreground (the official code would put a 14x14
+            # square in the image centre instead).
+            orig = torch.stack([mk.float() for mk in masks])
+            fs = self.feat_size
+            pool = (downsample_mask(orig, (fs, fs), mode='cover') > 0).float()
+            failures.append('small_defect_fallback')
+        return dict(
+            ref_feats=self._tokens(refs),
+            ref_pool=pool.reshape(-1),
+            nshot=len(imgs),
+            failures=failures,
+        )
 
     def query_features(self, img: np.ndarray) -> Dict:
         """Query tokens and SAM embedding at ``input_size``."""
@@ -490,7 +506,7 @@ class MatcherSegmentor(SAMTrainingFreeSegmentor):
         """Matcher on one query for one way (logits ``[H, W]``, record)."""
         H, W = img.shape[:2]
         s = self.input_size
-        rec = dict(failures=[], seed=self.seed)
+        rec = dict(failures=list(state.get('failures', [])), seed=self.seed)
         all_points, S, C = hungarian_points(
             state['ref_feats'],
             qf['tar_feat'],

@@ -178,12 +178,16 @@ class PerSAMSegmentor(SAMTrainingFreeSegmentor):
             needed.
         """
         m = mask.to(torch.uint8).numpy() * 255
-        x, _ = sam_image(self.sam, np.repeat(m[..., None], 3, axis=2))
+        x, (h, w) = sam_image(self.sam, np.repeat(m[..., None], 3, axis=2))
         cells = F.interpolate(x, size=feat_hw, mode='bilinear')[0, 0] > 0
         if bool(cells.any()):
             return cells, False
-        # Small-defect rule on the binary mask in the same (padded) frame.
-        binary = (x[:, 0] > 0).float()
+        # Small-defect rule on the binary mask in the same (padded) frame:
+        # any resized pixel above the background value (a defect shrunk by
+        # the resize keeps a few grey pixels), padding excluded.
+        bg = -self.sam.pixel_mean[0, 0, 0] / self.sam.pixel_std[0, 0, 0]
+        binary = torch.zeros_like(x[:, 0])
+        binary[:, :h, :w] = (x[:, 0, :h, :w] > bg + 1e-3).float()
         soft = downsample_mask(binary, feat_hw, mode=self.small_defect_rule)[0]
         return soft > 0.5 if bool((soft > 0.5).any()) else soft > 0, True
 
