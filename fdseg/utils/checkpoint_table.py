@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 _DINO_URL = 'https://dl.fbaipublicfiles.com/dino'
 _DINOV2_URL = 'https://dl.fbaipublicfiles.com/dinov2'
 _SAM21_URL = 'https://dl.fbaipublicfiles.com/segment_anything_2/092824'
+_SAM_URL = 'https://dl.fbaipublicfiles.com/segment_anything'
 _TV_URL = 'https://download.pytorch.org/models'
 # The release tag ultralytics 8.4.x's attempt_download_asset() pulls from
 # (earlier ultralytics versions used v8.2.0 / v8.3.0 for the same files).
@@ -81,6 +82,18 @@ def _sam21(size: str, cfg: str) -> Dict[str, Any]:
         format='state_dict',
         state_dict_key='model',
         sam2_config=cfg,
+    )
+
+
+def _sam(arch: str, fname: str) -> Dict[str, Any]:
+    return _entry(
+        f'{_SAM_URL}/{fname}',
+        fname,
+        f'SAM v1 ViT-{arch[-1].upper()} (facebookresearch/segment-anything '
+        'README "Model Checkpoints"); a plain state dict of '
+        f'segment_anything.Sam ({arch}). No published sha256 (the hex '
+        'suffix of the file name is not documented as a digest).',
+        format='state_dict',
     )
 
 
@@ -176,6 +189,10 @@ CHECKPOINTS: Dict[str, Dict[str, Any]] = {
     'sam2.1_hiera_small': _sam21('small', 'sam2.1_hiera_s.yaml'),
     'sam2.1_hiera_base_plus': _sam21('base_plus', 'sam2.1_hiera_b+.yaml'),
     'sam2.1_hiera_large': _sam21('large', 'sam2.1_hiera_l.yaml'),
+    # SAM v1 (PerSAM / Matcher rows of Table 4).
+    'sam_vit_h': _sam('vit_h', 'sam_vit_h_4b8939.pth'),
+    'sam_vit_l': _sam('vit_l', 'sam_vit_l_0b3195.pth'),
+    'sam_vit_b': _sam('vit_b', 'sam_vit_b_01ec64.pth'),
     # FastSAM refiners (Sec. 5.1.3).
     'fastsam_x': _fastsam('x', 'FastSAM (YOLOv8-x-seg backbone, default)'),
     'fastsam_s': _fastsam('s', 'FastSAM-s (YOLOv8-s-seg backbone)'),

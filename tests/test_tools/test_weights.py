@@ -111,6 +111,36 @@ FAMILIES = {
         GFDS + DEEP_STEM,
         ['ssp_resnet50'],
     ),
+    # SAM v1 baselines: the official file names, tiny SAM / 1-block DINOv2.
+    'persam': (
+        'persam/persam_sam-vith_no-train_gfds-all-1shot.py',
+        GFDS
+        + [
+            'model.sam_arch=tiny',
+            'test_dataloader.dataset.max_episodes_per_category=1',
+        ],
+        ['sam_vit_h'],
+    ),
+    'matcher': (
+        'matcher/matcher_sam-vith_dinov2-vitl14_no-train_gfds-all-1shot.py',
+        GFDS
+        + [
+            'test_dataloader.dataset.max_episodes_per_category=1',
+            'model.sam_arch=tiny',
+            'model.input_size=56',
+            'model.encoder.timm_kwargs.depth=1',
+            'model.matcher_cfg.max_sample_iterations=2',
+            'model.matcher_cfg.sample_range=[1,2]',
+            'model.generator_cfg.points_per_side=2',
+            # random weights: keep SAM's masks so the merged mask is not empty
+            'model.generator_cfg.pred_iou_thresh=0.0',
+            'model.generator_cfg.stability_score_thresh=0.0',
+            'model.generator_cfg.sel_pred_iou_thresh=0.0',
+            'model.generator_cfg.sel_stability_score_thresh=0.0',
+        ],
+        # DINOv2 is loaded first: the empty-cache run names it.
+        ['dinov2_vitl14', 'sam_vit_h'],
+    ),
 }
 
 
@@ -175,7 +205,18 @@ def _write_ssp_resnet(path):
     torch.save(randomise(OfficialSSPResNet(8, (1, 1, 2)), 7).state_dict(), path)
 
 
+def _write_sam_tiny(path):
+    from fdseg.models.adapters.segment_anything import build_sam
+
+    torch.manual_seed(6)
+    torch.save(build_sam('tiny').state_dict(), path)
+
+
 WRITERS = {
+    'sam_vit_h': _write_sam_tiny,
+    'dinov2_vitl14': lambda p: _write_vit(
+        p, 'vit_large_patch14_dinov2', mask_token=True
+    ),
     'gfds_fm_small': lambda p: _write_pdn(p, False),
     'gfds_fm_large': lambda p: _write_pdn(p, True),
     'dino_vits8': lambda p: _write_vit(p, 'vit_small_patch8_224'),
@@ -273,6 +314,8 @@ def tool_runs(cache, data, tmp_path_factory):
         'sam2-refiner',
         'fastsam',
         'sam2-video',
+        'matcher',
+        'persam',
         'pdn',
         'resnet',
         'patnet',

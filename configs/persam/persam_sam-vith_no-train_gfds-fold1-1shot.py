@@ -1,0 +1,12 @@
+# Table 4 "PerSAM" (SAM v1 ViT-H, 1024), 1-shot, GFDS fold1. Training-free.
+#
+#   python tools/test.py configs/persam/persam_sam-vith_no-train_gfds-fold1-1shot.py
+#
+# Random weights: --cfg-options model.checkpoint=None
+_base_ = [
+    '../_base_/models/persam_sam-vith.py',
+    '../_base_/datasets/gfds_fold1.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_test_only.py',
+]
+test_evaluator = dict(method_name='PerSAM')
