@@ -2,8 +2,8 @@
 
 Each sub-command lives in its own module of :mod:`fdseg.cli` and exposes
 ``add_parser(subparsers)`` (which returns its parser) and ``run(args)``
-(which returns an exit status). Modules are imported only when their
-sub-command is used, so ``fdseg --help`` stays fast.
+(which returns an exit status). The modules import torch and the models
+only inside ``run``, so ``fdseg --help`` stays fast (~0.6 s).
 """
 
 import argparse
