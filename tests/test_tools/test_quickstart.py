@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 from tests.conftest import REPO
+from tests.subprocess_utils import tool_env
 
 QUICKSTART = osp.join(
     REPO, 'configs', 'quickstart', 'fm_filterbank_no-train_synthetic-all-1shot.py'
@@ -38,7 +39,8 @@ def run_test_py(config, tmp_path, *extra, env=None, name='run'):
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        # One thread, as every tools test (the other xdist worker is busy).
+        env={**tool_env(), **(env or {})},
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
