@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fdseg.models.utils.mask_ops import masked_average_pool
 from fdseg.registry import MODELS
 
 from .hsnet_head import HSNetHead
@@ -94,9 +95,8 @@ class PATNetHead(HSNetHead):
     # ------------------------------------------------------------------
     def _masked_protos(self, f: Tensor, m: Tensor):
         """Masked fg / bg averages of ``[S, C, h, w]`` by ``[S, 1, h, w]``."""
-        eps = self.proto_eps
-        fg = (f * m).sum((2, 3)) / (m.sum((2, 3)) + eps)
-        bg = (f * (1 - m)).sum((2, 3)) / ((1 - m).sum((2, 3)) + eps)
+        fg = masked_average_pool(f, m, self.proto_eps)
+        bg = masked_average_pool(f, 1 - m, self.proto_eps)
         return fg, bg
 
     def encode_support(

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fdseg.models.utils.mask_ops import masked_average_pool
 from fdseg.registry import MODELS
 
 from .base_few_shot_head import BaseFewShotHead
@@ -51,8 +52,7 @@ def weighted_gap(feat: Tensor, mask: Tensor, eps: float = 5e-4) -> Tensor:
     Returns:
         Tensor: ``[S, C, 1, 1]``: ``sum(feat * mask) / (sum(mask) + eps)``.
     """
-    area = mask.sum((2, 3), keepdim=True) + eps
-    return (feat * mask).sum((2, 3), keepdim=True) / area
+    return masked_average_pool(feat, mask, eps)[..., None, None]
 
 
 @MODELS.register_module()

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fdseg.models.utils.mask_ops import masked_average_pool
 from fdseg.registry import MODELS
 
 from .base_few_shot_head import BaseFewShotHead
@@ -120,8 +121,7 @@ class SSPHead(BaseFewShotHead):
             Tensor: ``[N, C]``.
         """
         m = self.downsample_support_masks(mask, feat.shape[-2:], self.align_corners)
-        m = m[:, None]
-        return (feat * m).sum((2, 3)) / (m.sum((2, 3)) + self.map_eps)
+        return masked_average_pool(feat, m, self.map_eps)
 
     def similarity(self, feat: Tensor, fg: Tensor, bg: Tensor) -> Tensor:
         """``[bg, fg]`` cosine logits times ``scale``.

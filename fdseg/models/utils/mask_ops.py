@@ -87,3 +87,25 @@ def downsample_mask(
         if still.any():
             bil = torch.where(still[:, None, None], _cover(m, size), bil)
     return bil
+
+
+def masked_average_pool(
+    feat: torch.Tensor, mask: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """Masked average pooling: ``sum(feat * mask) / (sum(mask) + eps)``.
+
+    The prototype of PFENet (``Weighted_GAP``), SSP and PATNet; each official
+    code has its own ``eps``.
+
+    Args:
+        feat (Tensor): ``[N, C, h, w]``.
+        mask (Tensor): ``[N, 1, h, w]`` or ``[N, h, w]``, soft or binary, at
+            the feature size.
+        eps (float): Added to the mask area.
+
+    Returns:
+        Tensor: ``[N, C]``.
+    """
+    if mask.dim() == 3:
+        mask = mask[:, None]
+    return (feat * mask).sum((2, 3)) / (mask.sum((2, 3)) + eps)
