@@ -443,7 +443,7 @@ class DefectBank:
             samples.append(s)
             inputs.append(inf._chw(res['img']))
         data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples))
-        model._pinned = state
+        model.pin_support_state(state)
         try:
             out = model.predict(data['inputs'], data['data_samples'])
         finally:

@@ -19,6 +19,14 @@ class SupportCacheMixin:
         self._support_cache: 'OrderedDict[tuple, Any]' = OrderedDict()
         self._pinned = None
 
+    def pin_support_state(self, state: Any) -> None:
+        """Pin a support state encoded earlier, without encoding anything.
+
+        Queries are then matched against it as after ``set_support`` (e.g. a
+        defect bank's merged prototypes or memories).
+        """
+        self._pinned = state
+
     def clear_support(self) -> None:
         """Forget the pinned support set and the cache."""
         self._pinned = None
