@@ -1,16 +1,18 @@
-"""``fdseg bank`` / ``fdseg predict --bank`` as a user runs them.
+"""``fdseg bank`` / ``fdseg predict --bank`` / ``fdseg export`` as a user runs them.
 
 One subprocess chain through the console script (``bank add --support``,
 ``bank calibrate``, ``bank list``, ``predict --bank`` with a corrupt image
-mid-stream) on
-files written here, with an official-format FM-s weight file (random values)
-in a temporary checkpoint cache; its outputs must equal the in-process
-DefectBank reference. (``bank add`` builds the model through
-``FewShotInferencer``, whose empty-cache failure naming the file is tested
-with ``fdseg predict`` and the inferencer; a fifth interpreter start here
-would cost ~4 s of the suite's budget.)
+mid-stream, ``export --format onnx``) on files written here, with an
+official-format FM-s weight file (random values) in a temporary checkpoint
+cache; its outputs must equal the in-process DefectBank reference (the ONNX
+graph's masks through onnxruntime: >= 99.9 % equal pixels). ``fdseg export``
+runs once more with the cache empty, overlapping the reference: exit status
+1 naming the missing file, no traceback, no output. (``bank add`` builds the
+model through ``FewShotInferencer``, whose empty-cache failure naming the
+file is tested with ``fdseg predict`` and the inferencer.)
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,6 +30,8 @@ pytest.importorskip('safetensors', reason='safetensors is not installed')
 
 FDSEG = Path(sys.executable).parent / 'fdseg'
 CONFIG = 'fm_pdn-s_no-train_custom-all-1shot'
+EXPORT = f'{FDSEG} export --model {CONFIG} --bank line.bank --format onnx --out'
+HAVE_ORT = all(importlib.util.find_spec(m) for m in ('onnx', 'onnxruntime'))
 
 
 def _img(seed, size=(64, 64), box=None):
@@ -83,6 +87,7 @@ def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
             f'{FDSEG} bank list --bank line.bank --json > list.json',
             f'{FDSEG} predict --bank line.bank --source src --out pred --device cpu',
         ]
+        + ([f'{EXPORT} line.onnx'] if HAVE_ORT else [])
     )
 
     def popen(cmd, cache_dir):
@@ -100,6 +105,10 @@ def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
     assert code == 0, out[-6000:]
     assert "added support/images/scratch/a.png to 'scratch'" in out
     assert '2 classes' in out and '1 skipped' in out and 'q2_broken.png' in out
+    # ``fdseg export`` with the cache empty: runs while the reference is built
+    empty = tmp_path / 'empty_cache'
+    empty.mkdir()
+    no_weights = popen(f'{EXPORT} empty.onnx', empty)
 
     # the in-process reference: same files, same calls
     monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(cache))
@@ -135,3 +144,24 @@ def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
         )
         np.testing.assert_array_equal(png, r.mask_image())
     assert any(len(r.instances) for r in ref.values())
+
+    code, out = finish(no_weights, 120)
+    assert code == 1, out[-4000:]
+    assert 'model_small.pth' in out and str(empty) in out, out[-4000:]
+    assert 'Traceback' not in out, out[-4000:]
+    assert not list(tmp_path.glob('empty.onnx*'))
+
+    if not HAVE_ORT:
+        pytest.skip('onnx / onnxruntime not installed: fdseg export parity not run')
+    from fdseg.deploy.export import ExportedBank
+
+    graph = ExportedBank(str(tmp_path / 'line.onnx'))
+    assert list(graph.class_names) == ['background', 'dent', 'scratch']
+    same = total = 0  # pooled over the queries (a few resize-edge pixels)
+    for name in ('q1.png', 'q3.png'):
+        bgr = cv2.imread(str(tmp_path / 'src' / name))
+        mask, _ = graph(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        assert mask.shape == ref[name].mask.shape
+        assert (mask == ref[name].mask).mean() >= 0.995, name
+        same, total = same + (mask == ref[name].mask).sum(), total + mask.size
+    assert same / total >= 0.999, same / total
