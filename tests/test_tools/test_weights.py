@@ -102,14 +102,30 @@ FAMILIES = {
         ['sam2.1_hiera_small'],
     ),
     # The deep-stem ResNet-50 at a tiny width (SSP's official key layout).
-    # PFENet loads the same backbone class through the same resolver; its
-    # trained head needs an fdseg checkpoint, so a test.py run here would
-    # only repeat this path (its missing-file message is checked in-process,
-    # tests/test_models/test_resnet_deep_stem.py).
     'ssp': (
         'ssp/ssp_r50-deep_no-train_gfds-all-1shot.py',
         GFDS + DEEP_STEM,
         ['ssp_resnet50'],
+    ),
+    # PFENet: the same backbone class in the official PFENet layout
+    # (resnet50_v2.pth, four stages), its head random (seeded by the runner).
+    'pfenet': (
+        'pfenet/pfenet_r50-deep_400e_gfds-fold1-1shot.py',
+        GFDS
+        + [
+            'model.backbone.base_channels=8',
+            'model.backbone.stage_blocks=[1,1,2,1]',
+            'model.head.in_channels=[64,128,256]',
+            'model.head.reduce_dim=8',
+            'model.head.ppm_scales=[8,4,2,1]',
+            'test_dataloader.dataset.max_episodes_per_category=1',
+            'test_dataloader.dataset.pipeline.1.scale=(64,64)',
+            # The learned head is random on purpose (no training run here);
+            # with this seed its masks are neither empty nor full.
+            'allow_untrained=True',
+            'randomness.seed=7',
+        ],
+        ['pfenet_resnet50_v2'],
     ),
     # SAM v1 baselines: the official file names, tiny SAM / 1-block DINOv2.
     'persam': (
@@ -205,6 +221,16 @@ def _write_ssp_resnet(path):
     torch.save(randomise(OfficialSSPResNet(8, (1, 1, 2)), 7).state_dict(), path)
 
 
+def _write_pfenet_resnet(path):
+    from tests.test_models.test_resnet_deep_stem import (
+        OfficialPFENetResNet,
+        randomise,
+    )
+
+    torch.manual_seed(7)
+    torch.save(randomise(OfficialPFENetResNet(8, (1, 1, 2, 1)), 8).state_dict(), path)
+
+
 def _write_sam_tiny(path):
     from fdseg.models.adapters.segment_anything import build_sam
 
@@ -228,6 +254,7 @@ WRITERS = {
     'fastsam_s': _write_fastsam,
     'sam2.1_hiera_small': _write_sam2,
     'ssp_resnet50': _write_ssp_resnet,
+    'pfenet_resnet50_v2': _write_pfenet_resnet,
 }
 
 
@@ -329,6 +356,7 @@ def tool_runs(cache, data, tmp_path_factory):
         'dino',
         'dinov2',
         'ssp',
+        'pfenet',
     ):
         jobs[family, 'full'] = _job(family, data, cache, root / f'{family}_full')
         if family in EMPTY_BY_TOOL:
@@ -413,6 +441,8 @@ def test_tools_test_uses_the_cached_weights(
     res, preds = _tool_predictions(tool_runs['root'] / f'{family}_full' / 'out')
     ref = _reference(family, data, cache, monkeypatch)
     assert set(preds) == set(ref) and len(ref) >= 2
+    if family == 'pfenet':  # a random head: not an all-background answer
+        assert any(0 < m.mean() < 255 for m in ref.values())
     for path, mask in ref.items():
         assert preds[path] is not None, path
         assert np.array_equal(preds[path], mask), path
