@@ -256,3 +256,20 @@ def test_amp_flag(monkeypatch, tmp_path):
     assert built.optim_wrapper.type == 'AmpOptimWrapper'
     assert built.optim_wrapper.loss_scale == 'dynamic'
     shutil.rmtree(str(tmp_path), ignore_errors=True)
+
+
+def test_train_miou_hook_interval_zero_is_off():
+    """``default_hooks.train_miou.interval=0`` switches the hook off (mmengine
+    accepts ``None`` only for its own default hooks); negative is refused."""
+    from fdseg.engine.hooks import EpisodicTrainMIoUHook
+
+    off = EpisodicTrainMIoUHook(interval=0, before_train=True)
+    # A runner would be touched (and this one fails on any attribute) if the
+    # hook evaluated anything.
+    off.before_train(object())
+    off.after_train_epoch(object())
+    with pytest.raises(ValueError, match='interval must be >= 0'):
+        EpisodicTrainMIoUHook(interval=-1)
+    on = EpisodicTrainMIoUHook(interval=1, before_train=True)
+    with pytest.raises(AttributeError):
+        on.after_train_epoch(object())

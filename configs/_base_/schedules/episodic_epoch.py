@@ -55,7 +55,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='FewShotVisualizationHook', draw=False),
     # Train-set mIoU of Fig. 7 (a hook here, not in custom_hooks, which the
-    # dataset bases already define): disable with default_hooks.train_miou=None.
+    # dataset bases already define): disable with default_hooks.train_miou.interval=0.
     train_miou=dict(
         type='EpisodicTrainMIoUHook', interval=10, num_episodes=100, seed=0
     ),

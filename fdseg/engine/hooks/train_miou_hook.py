@@ -52,7 +52,8 @@ class EpisodicTrainMIoUHook(Hook):
 
     Args:
         interval (int): Evaluate after every ``interval`` training epochs
-            (and after the last one).
+            (and after the last one); 0 switches the hook off (mmengine
+            accepts ``default_hooks.<name>=None`` only for its own hooks).
         num_episodes (int): Training episodes in the sample (all of them if
             the subset is smaller).
         seed (int): Seed of the sample.
@@ -80,8 +81,8 @@ class EpisodicTrainMIoUHook(Hook):
         before_train: bool = False,
         prefix: str = 'train',
     ):
-        if interval < 1:
-            raise ValueError(f'interval must be >= 1, got {interval}')
+        if interval < 0:
+            raise ValueError(f'interval must be >= 0 (0: off), got {interval}')
         if num_episodes < 1:
             raise ValueError(f'num_episodes must be >= 1, got {num_episodes}')
         self.interval = int(interval)
@@ -173,11 +174,13 @@ class EpisodicTrainMIoUHook(Hook):
     # ------------------------------------------------------------------
     def before_train(self, runner) -> None:
         """Evaluate the untrained model if ``before_train`` (step 0)."""
-        if self.eval_before_train and runner.epoch == 0:
+        if self.interval and self.eval_before_train and runner.epoch == 0:
             self._evaluate(runner, step=0)
 
     def after_train_epoch(self, runner) -> None:
         """Evaluate every ``interval`` epochs and after the last one."""
+        if not self.interval:
+            return
         if self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(
             runner
         ):
