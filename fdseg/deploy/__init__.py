@@ -1,5 +1,19 @@
 """Deployment: CPU speed helpers, the official yardstick, export."""
 
-from .speed import compare_with_official, cpu_capability, use_channels_last
+from .speed import (
+    compare_with_official,
+    cpu_capability,
+    optimize_convs,
+    optimize_for_cpu,
+    plain_convs,
+    use_channels_last,
+)
 
-__all__ = ['compare_with_official', 'cpu_capability', 'use_channels_last']
+__all__ = [
+    'compare_with_official',
+    'cpu_capability',
+    'optimize_convs',
+    'optimize_for_cpu',
+    'plain_convs',
+    'use_channels_last',
+]

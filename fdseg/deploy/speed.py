@@ -10,10 +10,17 @@ how many pixels of the two masks agree.
 import copy
 import statistics
 import time
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from fdseg.models.utils.fast_conv import (
+    ALGORITHMS,
+    FastConv2d,
+    gemm_supported,
+    winograd_supported,
+)
 
 from .reference import official_episode
 
@@ -43,7 +50,7 @@ def use_channels_last(model: nn.Module, example: Optional[Tensor] = None) -> nn.
 
     With ``example`` (a normalised ``[1, 3, H, W]`` input), every
     ``Conv2d`` is then timed in both formats on its own input and keeps the
-    faster one (a pre-hook converts its input): on the PDN, the last 4x4
+    faster one (:func:`optimize_convs`): on the PDN, the last 4x4
     convolution (256 -> 384 channels) is faster in NCHW on an AVX-512 CPU
     while the others are faster in NHWC.
 
@@ -60,8 +67,30 @@ def use_channels_last(model: nn.Module, example: Optional[Tensor] = None) -> nn.
         bb.register_forward_pre_hook(_to_channels_last)
         bb._fdseg_channels_last = True
     if example is not None:
-        _tune_convs(bb, example)
+        optimize_convs(bb, example, algorithms=('nchw', 'nhwc'))
     return model
+
+
+def optimize_for_cpu(model: nn.Module, example: Tensor) -> List[dict]:
+    """The fastest fp32 CPU path fdseg offers for a model's backbone.
+
+    Channels-last (:func:`use_channels_last`), then every convolution runs
+    the fastest of direct NCHW, direct NHWC, Winograd F(4x4) / F(6x6) and
+    im2col + GEMM, timed on its real input (:func:`optimize_convs`). The
+    parameters are unchanged (a converted model saves the same state dict);
+    outputs differ from the direct convolution by float rounding only.
+
+    Args:
+        model (nn.Module): A segmentor with a ``backbone``.
+        example (Tensor): A normalised ``[1, 3, H, W]`` input of the size
+            the model will see.
+
+    Returns:
+        list[dict]: Per convolution, the choice and the timings
+        (:func:`optimize_convs`).
+    """
+    use_channels_last(model)
+    return optimize_convs(model.backbone, example)
 
 
 def _time(fn, repeats: int = 3) -> float:
@@ -75,32 +104,108 @@ def _time(fn, repeats: int = 3) -> float:
 
 
 @torch.no_grad()
-def _tune_convs(backbone: nn.Module, example: Tensor) -> None:
-    convs = [m for m in backbone.modules() if isinstance(m, nn.Conv2d)]
+def optimize_convs(
+    module: nn.Module,
+    example: Tensor,
+    algorithms: Sequence[str] = ALGORITHMS,
+    tiles: Sequence[int] = (4, 6),
+    max_error: float = 1e-3,
+) -> List[dict]:
+    """Give every ``Conv2d`` of ``module`` its fastest inference algorithm.
+
+    Each convolution is replaced by a :class:`FastConv2d` sharing its
+    parameters; each applicable algorithm (Winograd with each output tile of
+    ``tiles`` whose input tile is at most 8) is timed on the input the
+    convolution receives for ``example`` and checked against the direct
+    convolution; an algorithm whose largest error exceeds ``max_error``
+    times the output's largest magnitude is never chosen.
+
+    Args:
+        module (nn.Module): Converted in place (e.g. a backbone).
+        example (Tensor): Input of ``module``.
+        algorithms (Sequence[str]): Candidates, from
+            :data:`fdseg.models.utils.fast_conv.ALGORITHMS`.
+        tiles (Sequence[int]): Winograd output tile sizes to try.
+        max_error (float): Largest relative error accepted.
+
+    Returns:
+        list[dict]: Per convolution: ``name``, ``choice`` (e.g.
+        ``'winograd-4'``), ``ms`` (candidate -> milliseconds) and
+        ``rel_error`` (candidate -> relative error).
+    """
+    convs = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
     seen = {}
     hooks = [
         c.register_forward_pre_hook(lambda m, a: seen.setdefault(m, a[0].detach()))
-        for c in convs
+        for _, c in convs
     ]
     try:
-        backbone(example)
+        module(example)
     finally:
         for h in hooks:
             h.remove()
-    for conv in convs:
+    report = []
+    for name, conv in convs:
         x = seen.get(conv)
         if x is None:
             continue
-        timing = {}
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            conv.to(memory_format=fmt)
-            xf = x.contiguous(memory_format=fmt)
-            timing[fmt] = _time(lambda: conv(xf))
-        fmt = min(timing, key=timing.get)
-        conv.to(memory_format=fmt)
-        conv.register_forward_pre_hook(
-            lambda m, a, f=fmt: (a[0].contiguous(memory_format=f),) + tuple(a[1:])
-        )
+        fast = conv if isinstance(conv, FastConv2d) else FastConv2d.from_conv(conv)
+        fast.set_algorithm('nchw')
+        ref = fast(x)
+        scale = float(ref.abs().max()) or 1.0
+        candidates = []
+        for algo in algorithms:
+            if algo == 'winograd':
+                r = conv.kernel_size[0]
+                candidates += [
+                    (algo, m)
+                    for m in tiles
+                    if m + r - 1 <= 8 and winograd_supported(conv, m)
+                ]
+            elif algo != 'gemm' or gemm_supported(conv):
+                candidates.append((algo, 4))
+        ms, err = {}, {}
+        for algo, m in candidates:
+            key = f'{algo}-{m}' if algo == 'winograd' else algo
+            fast.set_algorithm(algo, m)
+            err[key] = float((fast(x) - ref).abs().max()) / scale
+            if err[key] <= max_error:
+                ms[key] = 1000.0 * _time(lambda: fast(x))
+        choice = min(ms, key=ms.get)
+        algo, _, m = choice.partition('-')
+        fast.set_algorithm(algo, int(m or 4))
+        if fast is not conv:
+            _replace(module, name, fast)
+        report.append(dict(name=name, choice=choice, ms=ms, rel_error=err))
+    return report
+
+
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, attr = name.rpartition('.')
+    setattr(root.get_submodule(parent) if parent else root, attr, new)
+
+
+def plain_convs(module: nn.Module) -> nn.Module:
+    """Turn every :class:`FastConv2d` back into an NCHW ``nn.Conv2d``."""
+    for name, m in list(module.named_modules()):
+        if isinstance(m, FastConv2d):
+            m.set_algorithm('nchw')
+            conv = nn.Conv2d(
+                m.in_channels,
+                m.out_channels,
+                m.kernel_size,
+                stride=m.stride,
+                padding=m.padding,
+                dilation=m.dilation,
+                groups=m.groups,
+                bias=m.bias is not None,
+                padding_mode=m.padding_mode,
+                device='meta',
+            )
+            conv.weight, conv.bias = m.weight, m.bias
+            conv.train(m.training)
+            _replace(module, name, conv)
+    return module
 
 
 def official_network(model: nn.Module) -> nn.Module:
@@ -109,7 +214,8 @@ def official_network(model: nn.Module) -> nn.Module:
     The PDN student's inner ``pdn`` Sequential is the official network
     itself; other backbones are wrapped so that they return one map.
     """
-    bb = copy.deepcopy(model.backbone).to(memory_format=torch.contiguous_format)
+    bb = plain_convs(copy.deepcopy(model.backbone))
+    bb.to(memory_format=torch.contiguous_format)
     for m in bb.modules():  # no memory-format hooks of use_channels_last
         m._forward_pre_hooks.clear()
     bb._fdseg_channels_last = False

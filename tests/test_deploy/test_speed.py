@@ -5,7 +5,9 @@
   in tests/test_models/test_prototype_matcher.py;
 - ``fdseg.deploy.reference.official_episode`` (the benchmark's yardstick)
   against that same transcription on a tiny PDN;
-- ``compare_with_official`` / channels-last on a tiny segmentor.
+- ``compare_with_official`` / channels-last / the per-conv algorithm choice
+  (``optimize_for_cpu``) on a tiny segmentor: parameters unchanged, same
+  features and masks.
 """
 
 import pytest
@@ -14,6 +16,7 @@ import torch
 from fdseg.deploy.reference import official_episode
 from fdseg.models.backbones import PDNStudent
 from fdseg.models.heads import PrototypeMatcherHead
+from fdseg.models.utils.fast_conv import FastConv2d
 from tests.test_models.test_prototype_matcher import _episode, official_reference
 
 
@@ -67,9 +70,10 @@ def test_official_episode_transcription():
     torch.testing.assert_close(ours, ref)
 
 
-def test_compare_with_official_on_a_tiny_model():
+@pytest.mark.parametrize('path', ['channels_last', 'fast_conv'])
+def test_compare_with_official_on_a_tiny_model(path):
     from fdseg.apis.inference import init_model
-    from fdseg.deploy import compare_with_official, use_channels_last
+    from fdseg.deploy import compare_with_official, optimize_for_cpu, use_channels_last
     from fdseg.deploy.speed import official_network
     from fdseg.structures import EpisodeDataSample
     from fdseg.utils.config_checks import load_config
@@ -95,10 +99,47 @@ def test_compare_with_official_on_a_tiny_model():
         q = torch.randint(0, 256, (3, 64, 64), generator=g).byte()
         batches.append(dict(inputs=[q], data_samples=[s]))
     example = model.data_preprocessor(batches[0], False)['inputs']
-    use_channels_last(model, example)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        feat = model.backbone(example)[0]
+    if path == 'fast_conv':
+        report = optimize_for_cpu(model, example)
+        assert [r['name'] for r in report] == ['pdn.0', 'pdn.3', 'pdn.6', 'pdn.8']
+        # every 3x3 / 4x4 conv had Winograd among its candidates
+        assert all('winograd-4' in r['rel_error'] for r in report)
+        assert all(r['choice'] in r['ms'] for r in report)
+    else:
+        use_channels_last(model, example)
+    after = model.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[k], before[k]) for k in before)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.backbone(example)[0], feat, rtol=1e-4, atol=1e-4
+        )
     net = official_network(model)
     assert all(not m._forward_pre_hooks for m in net.modules())
+    assert all(type(m) is not FastConv2d for m in net.modules())
     assert all(p.is_contiguous() for p in net.parameters())
     res = compare_with_official(model, batches, num_warmup=0, num_iters=1)
     assert res['mask_agreement'] == 1.0 and res['num_queries'] == 2
     assert res['speedup_vs_official'] > 0 and res['cpu_capability']
+
+
+def test_optimize_convs_never_picks_an_inexact_algorithm_beyond_max_error():
+    from fdseg.deploy import optimize_convs
+
+    torch.manual_seed(0)
+    net = PDNStudent(size='small', base_channels=8, out_channels=16).pdn.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = net(x)
+    report = optimize_convs(net, x, max_error=0.0)
+    for r in report:
+        # Winograd always differs from the direct result by rounding
+        assert r['rel_error']['winograd-4'] > 0
+        assert not r['choice'].startswith('winograd')
+        assert r['choice'] in r['ms'] and r['rel_error'][r['choice']] == 0.0
+    assert all(isinstance(m, FastConv2d) for m in net if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref, rtol=0, atol=0)

@@ -15,7 +15,8 @@ with ``--out`` (``gfds_table.py`` reads that file for the FPS column)::
 ``MatchingNet`` episode (support + query) with the same weights in the same
 process and prints the speed ratio and the mask agreement (issue 14);
 ``--channels-last`` runs the backbone NHWC, each convolution in the faster
-of NCHW / NHWC on this CPU (docs/deploy.md). The CPU's
+of NCHW / NHWC on this CPU; ``--fast-conv`` also tries Winograd and
+im2col + GEMM per convolution, all fp32 (docs/deploy.md). The CPU's
 vector capability is printed with every CPU run.
 """
 
@@ -76,6 +77,12 @@ def parse_args(argv=None):
         action='store_true',
         help='run the backbone channels-last (each conv in its faster format)',
     )
+    parser.add_argument(
+        '--fast-conv',
+        action='store_true',
+        help='channels-last, and each backbone conv runs the fastest of '
+        'direct NCHW/NHWC, Winograd and im2col+GEMM (fp32)',
+    )
     parser.add_argument('--out', default=None, help='write the result JSON')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, help='override config settings'
@@ -118,12 +125,18 @@ def main(argv=None):
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_model(cfg, args.checkpoint, device=device)
     batches = load_batches(cfg, args.episodes)
-    if args.channels_last:
-        from fdseg.deploy import use_channels_last
+    if args.channels_last or args.fast_conv:
+        from fdseg.deploy import optimize_for_cpu, use_channels_last
 
         with torch.no_grad():
             example = model.data_preprocessor(batches[0], False)['inputs']
-        use_channels_last(model, example)
+        if args.fast_conv:
+            res_convs = optimize_for_cpu(model, example)
+            for r in res_convs:
+                ms = ', '.join(f'{k} {v:.1f}' for k, v in r['ms'].items())
+                print(f'conv {r["name"]}: {r["choice"]} ({ms} ms)')
+        else:
+            use_channels_last(model, example)
     res = measure_fps(
         model,
         batches,
@@ -145,7 +158,8 @@ def main(argv=None):
         from fdseg.deploy import cpu_capability
 
         res['cpu_capability'] = cpu_capability()
-        res['channels_last'] = bool(args.channels_last)
+        res['channels_last'] = bool(args.channels_last or args.fast_conv)
+        res['fast_conv'] = res_convs if args.fast_conv else None
         print(f'CPU capability: {res["cpu_capability"]}')
     if args.official:
         from fdseg.deploy import compare_with_official
