@@ -307,6 +307,12 @@ class FewShotInferencer:
         image_bit_depth (int, optional): Bit depth of 16-bit images (e.g. 12);
             inferred per image when None.
         cfg_options (dict, optional): Config overrides (dotted keys).
+        fast_cpu (bool): On a CPU, run the backbone channels-last with each
+            convolution in the fastest fp32 algorithm for this machine and
+            input size (direct, Winograd or im2col + GEMM, timed once here:
+            a few seconds; :func:`fdseg.deploy.optimize_for_cpu`). Masks
+            equal the plain model's up to float rounding; the parameters are
+            unchanged. The choices are in ``self.cpu_report``.
     """
 
     def __init__(
@@ -318,6 +324,7 @@ class FewShotInferencer:
         mask_threshold: int = 30,
         image_bit_depth: Optional[int] = None,
         cfg_options: Optional[dict] = None,
+        fast_cpu: bool = False,
     ):
         device = resolve_device(device)
         if not isinstance(model, torch.nn.Module):
@@ -333,6 +340,22 @@ class FewShotInferencer:
         self.image_bit_depth = image_bit_depth
         self.class_names: Tuple[str, ...] = ('background', 'defect')
         self._support = None
+        self.cpu_report = self._optimize_for_cpu() if fast_cpu else None
+
+    def _optimize_for_cpu(self) -> list:
+        """Tune the backbone for this CPU on an input of the network size."""
+        from fdseg.deploy import optimize_for_cpu
+
+        if torch.device(self.device).type != 'cpu':
+            raise ValueError(f'fast_cpu=True needs a CPU device, got {self.device!r}')
+        if not hasattr(self.model, 'backbone'):
+            raise ValueError(
+                f'fast_cpu=True: {type(self.model).__name__} has no backbone to tune'
+            )
+        w, h = self.scale
+        # values do not change the timings; the error check needs non-zeros
+        example = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+        return optimize_for_cpu(self.model, example)
 
     def _load_img(self, img: ImageLike, arg: str = 'image') -> np.ndarray:
         """Any accepted image -> uint8 RGB ``[H, W, 3]``."""

@@ -136,6 +136,9 @@ class DefectBank:
         mask_threshold (int): Example-mask threshold after resizing.
         cfg_options (dict, optional): Config overrides (recorded).
         checkpoint (str, optional): fdseg training checkpoint (recorded).
+        fast_cpu (bool): Run the backbone's convolutions by the fastest
+            fp32 CPU algorithm (:class:`~fdseg.apis.FewShotInferencer`);
+            not recorded: the bank is the same file either way.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class DefectBank:
         mask_threshold: int = 30,
         cfg_options: Optional[dict] = None,
         checkpoint: Optional[str] = None,
+        fast_cpu: bool = False,
     ):
         from fdseg.apis import FewShotInferencer, resolve_config
 
@@ -161,6 +165,7 @@ class DefectBank:
                 scale=scale,
                 mask_threshold=mask_threshold,
                 cfg_options=cfg_options,
+                fast_cpu=fast_cpu,
             )
         self.cfg_options = dict(cfg_options or {})
         self.checkpoint = checkpoint
@@ -184,6 +189,8 @@ class DefectBank:
 
     def identity(self) -> dict:
         """What the file records about the model and the preprocessing."""
+        from fdseg.models.utils.fast_conv import architecture_repr
+
         pre = self.model.data_preprocessor
         mean = getattr(pre, 'mean', None)
         std = getattr(pre, 'std', None)
@@ -196,7 +203,9 @@ class DefectBank:
                 type=type(self.model).__name__,
                 kind=self.kind,
                 state_sha256=self.fingerprint,
-                arch_sha256=hashlib.sha256(repr(self.model).encode()).hexdigest(),
+                arch_sha256=hashlib.sha256(
+                    architecture_repr(self.model).encode()
+                ).hexdigest(),
             ),
             preprocessing=dict(
                 scale=list(self.inferencer.scale),

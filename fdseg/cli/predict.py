@@ -4,7 +4,7 @@ r"""``fdseg predict``: segment a folder (glob, file) of new images.
 
     fdseg predict --model fm_pdn-s_no-train_custom-all-1shot \
         --support my_defects --source 'line/*.png' --out predictions \
-        [--overlay] [--scores] [--device auto] [--batch-size 8]
+        [--overlay] [--scores] [--device auto] [--batch-size 8] [--fast-cpu]
 
 ``--support`` is a folder in the own-data layout (docs/own_data.md):
 ``images/[<category>/]*`` with ``masks/[<category>/]*`` (``good/`` is left
@@ -84,6 +84,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument('--batch-size', type=int, default=8, help='images per forward')
     p.add_argument(
+        '--fast-cpu',
+        action='store_true',
+        help='CPU: run each backbone convolution in its fastest fp32 algorithm '
+        '(channels-last, Winograd, im2col; tuned at start, a few seconds)',
+    )
+    p.add_argument(
         '--checkpoint', help='an fdseg training checkpoint (else the config weights)'
     )
     p.add_argument(
@@ -139,14 +145,18 @@ def build_bank_predictor(args):
 
     if args.support:
         raise PredictError('--support and --bank exclude each other')
+    check_fast_cpu(args)
     try:
         model = resolve_config(args.model) if args.model else None
-        bank = DefectBank.load(args.bank, model=model, device=args.device)
+        bank = DefectBank.load(
+            args.bank, model=model, device=args.device, fast_cpu=args.fast_cpu
+        )
         bank.state()  # an empty bank stops here, before any image is read
     except (BankError, FileNotFoundError) as e:
         raise PredictError(f'--bank: {e}') from None
     if args.threshold is not None:
         bank.calibration = dict(bank.calibration or {}, threshold=args.threshold)
+    report_fast_cpu(bank.inferencer)
     return bank
 
 
@@ -273,13 +283,37 @@ def build_inferencer(args):
         raise PredictError(str(e)) from None
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         raise PredictError(f'--checkpoint {args.checkpoint}: no such file')
-    return FewShotInferencer(
+    check_fast_cpu(args)
+    inf = FewShotInferencer(
         config,
         checkpoint=args.checkpoint,
         device=args.device,
         mask_threshold=args.mask_threshold,
         cfg_options=args.cfg_options,
+        fast_cpu=args.fast_cpu,
     )
+    report_fast_cpu(inf)
+    return inf
+
+
+def check_fast_cpu(args) -> None:
+    """``--fast-cpu`` tunes CPU convolutions: refuse it on another device."""
+    import torch
+
+    from fdseg.apis.inference import resolve_device
+
+    if args.fast_cpu and torch.device(resolve_device(args.device)).type != 'cpu':
+        raise PredictError(
+            f'--fast-cpu tunes CPU inference; --device {args.device} is not a CPU '
+            '(pass --device cpu or drop --fast-cpu)'
+        )
+
+
+def report_fast_cpu(inf) -> None:
+    """One stderr line: the algorithm each backbone convolution got."""
+    if inf.cpu_report is not None:
+        picks = ', '.join(f'{r["name"]} {r["choice"]}' for r in inf.cpu_report)
+        print(f'fast CPU convolutions: {picks or "none to tune"}', file=sys.stderr)
 
 
 def build_predictor(args):

@@ -175,3 +175,21 @@ def test_calibration_hand_worked(bank, monkeypatch):
     assert res.threshold == cal['threshold']
     assert res.decision == ('defect' if res.score >= res.threshold else 'no defect')
     bank.calibration = None
+
+
+def test_fast_cpu_model_reads_and_writes_the_same_bank(bank, inf, tmp_path):
+    """The CPU algorithm choice is not part of the model's identity: a bank
+    saved with the plain model loads into a tuned one (same seed, same
+    weights) and predicts the same masks, up to float rounding."""
+    path = str(tmp_path / 'line.bank')
+    bank.save(path)
+    torch.manual_seed(0)
+    fast = FewShotInferencer(
+        CONFIG, device='cpu', scale=(64, 64), cfg_options=TINY, fast_cpu=True
+    )
+    assert [r['name'] for r in fast.cpu_report] == ['pdn.0', 'pdn.3', 'pdn.6', 'pdn.8']
+    again = DefectBank.load(path, model=fast)
+    assert again.identity()['model'] == bank.identity()['model']
+    for a, b in zip(again.predict(QUERIES), bank.predict(QUERIES)):
+        assert (a.mask == b.mask).mean() >= 0.995
+        np.testing.assert_allclose(a.score_map, b.score_map, atol=1e-4)

@@ -285,7 +285,9 @@ def _main(user, capsys, **over):
         out=str(user / 'out'),
     )
     args.update(over)
-    argv = ['predict'] + [x for k, v in args.items() for x in (f'--{k}', v)]
+    argv = ['predict'] + [
+        x for k, v in args.items() for x in ((f'--{k}', v) if v else (f'--{k}',))
+    ]
     code = main(argv)
     err = capsys.readouterr().err
     assert not (user / 'out').exists() or over.get('out')
@@ -367,6 +369,40 @@ def test_bad_input_names_it_and_writes_nothing(user, capsys, breakage, over, mat
     assert sorted(os.listdir(user)) == sorted(
         n for n in os.listdir(user) if not n.startswith('.tmp-')
     )
+
+
+def test_fast_cpu_predicts_what_the_plain_model_predicts(user, capsys):
+    """``--fast-cpu`` (a tiny random PDN): same masks and scores up to float
+    rounding, the tuned algorithms named on stderr; refused on a GPU."""
+    tiny = [
+        'model.backbone.init_cfg=None',
+        'model.backbone.base_channels=8',
+        'model.backbone.out_channels=16',
+    ]
+    common = dict(model='fm_pdn-s_no-train_custom-all-1shot', device='cpu')
+    outs = {}
+    for name, flag in (('plain', []), ('fast', ['--fast-cpu'])):
+        out = user / name
+        argv = ['predict', '--support', str(user / 'support'), '--source']
+        argv += [str(user / 'line'), '--out', str(out), '--scores']
+        argv += [x for k, v in common.items() for x in (f'--{k}', v)]
+        from fdseg.cli.main import main
+
+        torch.manual_seed(0)
+        assert main(argv + flag + ['--cfg-options'] + tiny) == 0
+        outs[name] = out
+        err = capsys.readouterr().err
+        assert ('fast CPU convolutions: pdn.0 ' in err) == bool(flag), err
+    a = cv2.imread(str(outs['plain'] / 'masks/q.png'), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(outs['fast'] / 'masks/q.png'), cv2.IMREAD_UNCHANGED)
+    assert (a == b).mean() >= 0.995
+    np.testing.assert_allclose(
+        np.load(outs['fast'] / 'scores/q.npy'),
+        np.load(outs['plain'] / 'scores/q.npy'),
+        atol=1e-4,
+    )
+    code, err = _main(user, capsys, device='cuda', **{'fast-cpu': None})
+    assert code == 1 and '--fast-cpu tunes CPU inference; --device cuda' in err
 
 
 def test_support_folder_classes(tmp_path):

@@ -312,11 +312,32 @@ class FastConv2d(nn.Conv2d):
         (packed,) = self._pack()
         return gemm_conv2d(x, packed, self.kernel_size, self.stride, pad, self.bias)
 
+    _plain_repr = False  # set by architecture_repr()
+
+    def _get_name(self) -> str:
+        return 'Conv2d' if FastConv2d._plain_repr else super()._get_name()
+
     def extra_repr(self) -> str:
         """``nn.Conv2d``'s description plus the algorithm."""
+        if FastConv2d._plain_repr:
+            return super().extra_repr()
         algo = (
             f'winograd F({self.tile})'
             if self.algorithm == 'winograd'
             else self.algorithm
         )
         return f'{super().extra_repr()}, algorithm={algo}'
+
+
+def architecture_repr(module: nn.Module) -> str:
+    """``repr(module)`` with every :class:`FastConv2d` shown as ``Conv2d``.
+
+    The inference algorithm is not part of the architecture: a model saves
+    and fingerprints (e.g. a defect bank's model identity) the same before
+    and after :func:`fdseg.deploy.optimize_for_cpu`.
+    """
+    FastConv2d._plain_repr = True
+    try:
+        return repr(module)
+    finally:
+        FastConv2d._plain_repr = False
