@@ -1,4 +1,5 @@
-"""FastConv2d: Winograd and im2col convolutions against a float64 reference.
+"""FastConv2d: Winograd and im2col convolutions against a float64 reference
+(and argmax_labels, the other CPU shortcut of a query, against argmax).
 
 The reference is ``F.conv2d`` in float64; the Winograd transforms are
 checked on their own against the definition of a 1-D correlation.
@@ -144,3 +145,14 @@ def test_winograd_conv2d_crops_partial_tiles():
         y = winograd_conv2d(x, packed, k_in, k_out, 4, 3, (1, 1))
     assert y.shape == (1, 3, 7, 7)
     torch.testing.assert_close(y.double(), _ref(conv, x), rtol=1e-4, atol=1e-5)
+
+
+def test_argmax_labels_equals_argmax_with_ties_and_nan():
+    from fdseg.models.utils import argmax_labels
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 3, (2, 4, 16, 16), generator=g).float()  # many ties
+    x[0, 1, 0, 0] = float('nan')
+    x[1, 2:, 3, 3] = float('nan')
+    for dim in (0, 1, 3):
+        assert torch.equal(argmax_labels(x, dim), x.argmax(dim))

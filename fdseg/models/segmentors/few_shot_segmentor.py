@@ -5,6 +5,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
+from fdseg.models.utils.mask_ops import argmax_labels
 from fdseg.registry import MODELS
 
 from .base import BaseFewShotSegmentor
@@ -117,7 +118,7 @@ class FewShotSegmentor(BaseFewShotSegmentor):
         states = self._support_states(data_samples, use_cache=not self.training)
         metas = [s.metainfo for s in data_samples]
         logits = self.head.predict(self.extract_feat(inputs), states, metas)
-        pred = logits.argmax(1)
+        pred = argmax_labels(logits, 1)
         if self.refiner is not None:
             imgs = self.data_preprocessor.denormalize(inputs)
             pred = self.refiner.refine(imgs, pred, data_samples)

@@ -26,6 +26,7 @@ from fdseg.models.adapters.sam2 import (
     sam2_model,
 )
 from fdseg.models.utils.constants import IMAGENET_MEAN_01, IMAGENET_STD_01
+from fdseg.models.utils.mask_ops import argmax_labels
 from fdseg.registry import MODELS
 
 from .base import BaseFewShotSegmentor
@@ -612,7 +613,7 @@ class SAM2VideoSegmentor(BaseFewShotSegmentor):
         ]
         logits, scores = self.segment(inputs, states, shapes)
         self.add_pred_to_datasample(
-            data_samples, logits, [lg.argmax(0) for lg in logits]
+            data_samples, logits, [argmax_labels(lg, 0) for lg in logits]
         )
         for s, sc in zip(data_samples, scores):
             s.obj_score_logits = sc

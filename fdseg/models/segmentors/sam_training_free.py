@@ -11,6 +11,7 @@ from fdseg.models.adapters.segment_anything import (
     build_sam,
     load_sam_checkpoint,
 )
+from fdseg.models.utils.mask_ops import argmax_labels
 
 from .base import BaseFewShotSegmentor
 
@@ -226,7 +227,7 @@ class SAMTrainingFreeSegmentor(BaseFewShotSegmentor):
         ]
         logits, records = self.segment(inputs, states, shapes)
         self.add_pred_to_datasample(
-            data_samples, logits, [lg.argmax(0) for lg in logits]
+            data_samples, logits, [argmax_labels(lg, 0) for lg in logits]
         )
         for s, rec in zip(data_samples, records):
             s.set_metainfo(dict(sam_baseline=rec))

