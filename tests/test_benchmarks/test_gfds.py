@@ -665,6 +665,39 @@ def test_benchmark_fps_tool(lookalike, tmp_path):
     assert T.load_result(out)['kind'] == 'fps'
 
 
+def test_benchmark_fps_fast_conv_against_the_official_episode(lookalike, tmp_path):
+    """``--official --fast-conv`` on a tiny PDN (issue 14's benchmark
+    command): the tuned query against the official episode, same masks."""
+    base = _config(str(tmp_path), lookalike, 'fold0')
+    cfg = tmp_path / 'pdn.py'
+    cfg.write_text(
+        f'_base_ = [{base!r}]\n'
+        "model = dict(backbone=dict(_delete_=True, type='PDNStudent', "
+        "size='small', base_channels=8, out_channels=16, init_cfg=None))\n"
+    )
+    out = tmp_path / 'fps.json'
+    threads = torch.get_num_threads()
+    try:
+        res = _tool('analysis_tools/benchmark_fps').main(
+            [str(cfg), '--device', 'cpu', '--threads', '1', '--warmup', '0']
+            + ['--iters', '2', '--episodes', '2', '--official', '--fast-conv']
+            + ['--out', str(out)]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert res['mask_agreement'] == 1.0 and res['num_queries'] == 2
+    assert res['official_ms_per_episode'] > 0 and res['fdseg_ms_per_query'] > 0
+    saved = json.loads(out.read_text())
+    assert saved['channels_last'] is True
+    assert [c['name'] for c in saved['fast_conv']] == [
+        'pdn.0',
+        'pdn.3',
+        'pdn.6',
+        'pdn.8',
+    ]
+    assert all(c['choice'] in c['ms'] for c in saved['fast_conv'])
+
+
 def test_measure_fps_rejects_batches_of_two(lookalike):
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
