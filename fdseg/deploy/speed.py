@@ -19,6 +19,7 @@ from fdseg.models.utils.fast_conv import (
     ALGORITHMS,
     FastConv2d,
     gemm_supported,
+    share_conv,
     winograd_supported,
 )
 
@@ -190,20 +191,7 @@ def plain_convs(module: nn.Module) -> nn.Module:
     for name, m in list(module.named_modules()):
         if isinstance(m, FastConv2d):
             m.set_algorithm('nchw')
-            conv = nn.Conv2d(
-                m.in_channels,
-                m.out_channels,
-                m.kernel_size,
-                stride=m.stride,
-                padding=m.padding,
-                dilation=m.dilation,
-                groups=m.groups,
-                bias=m.bias is not None,
-                padding_mode=m.padding_mode,
-                device='meta',
-            )
-            conv.weight, conv.bias = m.weight, m.bias
-            conv.train(m.training)
+            conv = share_conv(m)
             _replace(module, name, conv)
     return module
 

@@ -223,6 +223,29 @@ def gemm_conv2d(
     return out.view(N, Ho, Wo, -1).permute(0, 3, 1, 2)
 
 
+def share_conv(conv: nn.Conv2d, cls: type = nn.Conv2d) -> nn.Conv2d:
+    """A ``cls`` (``nn.Conv2d`` or a subclass) like ``conv``, same parameters.
+
+    The new module holds ``conv``'s parameter objects themselves (nothing is
+    copied), so both see every change of the weights.
+    """
+    new = cls(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        device='meta',  # replaced by conv's parameters below
+    )
+    new.weight, new.bias = conv.weight, conv.bias
+    new.train(conv.training)
+    return new
+
+
 @MODELS.register_module()
 class FastConv2d(nn.Conv2d):
     """``nn.Conv2d`` with a selectable CPU inference algorithm.
@@ -248,20 +271,7 @@ class FastConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, algorithm: str = 'nchw', tile: int = 4):
         """A ``FastConv2d`` sharing ``conv``'s parameters (no copy)."""
-        new = cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            groups=conv.groups,
-            bias=conv.bias is not None,
-            padding_mode=conv.padding_mode,
-            device='meta',  # replaced by conv's parameters below
-        )
-        new.weight, new.bias = conv.weight, conv.bias
-        new.train(conv.training)
+        new = share_conv(conv, cls)
         new.set_algorithm(algorithm, tile)
         return new
 
