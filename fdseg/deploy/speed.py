@@ -94,16 +94,6 @@ def optimize_for_cpu(model: nn.Module, example: Tensor) -> List[dict]:
     return optimize_convs(model.backbone, example)
 
 
-def _time(fn, repeats: int = 3) -> float:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts)
-
-
 @torch.no_grad()
 def optimize_convs(
     module: nn.Module,
@@ -111,6 +101,7 @@ def optimize_convs(
     algorithms: Sequence[str] = ALGORITHMS,
     tiles: Sequence[int] = (4, 6),
     max_error: float = 1e-3,
+    rounds: int = 3,
 ) -> List[dict]:
     """Give every ``Conv2d`` of ``module`` its fastest inference algorithm.
 
@@ -128,6 +119,8 @@ def optimize_convs(
             :data:`fdseg.models.utils.fast_conv.ALGORITHMS`.
         tiles (Sequence[int]): Winograd output tile sizes to try.
         max_error (float): Largest relative error accepted.
+        rounds (int): Timed runs of each candidate (after the checking
+            run, which also warms it up); the fastest counts.
 
     Returns:
         list[dict]: Per convolution: ``name``, ``choice`` (e.g.
@@ -165,13 +158,23 @@ def optimize_convs(
                 ]
             elif algo != 'gemm' or gemm_supported(conv):
                 candidates.append((algo, 4))
-        ms, err = {}, {}
+        # Each candidate on its own copy of the weights (a direct
+        # convolution wants them in its memory format); timed round-robin,
+        # best of ``rounds``, so a burst of machine load hits all alike.
+        trials, err = {}, {}
         for algo, m in candidates:
             key = f'{algo}-{m}' if algo == 'winograd' else algo
-            fast.set_algorithm(algo, m)
-            err[key] = float((fast(x) - ref).abs().max()) / scale
+            trial = FastConv2d.from_conv(copy.deepcopy(fast), algo, m)
+            err[key] = float((trial(x) - ref).abs().max()) / scale
             if err[key] <= max_error:
-                ms[key] = 1000.0 * _time(lambda: fast(x))
+                trials[key] = trial
+        times = {key: [] for key in trials}
+        for _ in range(rounds):
+            for key, trial in trials.items():
+                t0 = time.perf_counter()
+                trial(x)
+                times[key].append(time.perf_counter() - t0)
+        ms = {key: 1000.0 * min(t) for key, t in times.items()}
         choice = min(ms, key=ms.get)
         algo, _, m = choice.partition('-')
         fast.set_algorithm(algo, int(m or 4))
