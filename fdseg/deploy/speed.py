@@ -76,7 +76,7 @@ def optimize_for_cpu(model: nn.Module, example: Tensor) -> List[dict]:
     """The fastest fp32 CPU path fdseg offers for a model's backbone.
 
     Channels-last (:func:`use_channels_last`), then every convolution runs
-    the fastest of direct NCHW, direct NHWC, Winograd F(4x4) / F(6x6) and
+    the fastest of direct NCHW, direct NHWC, Winograd F(4x4) to F(6x6) and
     im2col + GEMM, timed on its real input (:func:`optimize_convs`). The
     parameters are unchanged (a converted model saves the same state dict);
     outputs differ from the direct convolution by float rounding only.
@@ -99,7 +99,7 @@ def optimize_convs(
     module: nn.Module,
     example: Tensor,
     algorithms: Sequence[str] = ALGORITHMS,
-    tiles: Sequence[int] = (4, 6),
+    tiles: Sequence[int] = (4, 5, 6),
     max_error: float = 1e-3,
     rounds: int = 3,
 ) -> List[dict]:
