@@ -357,11 +357,11 @@ class FewShotInferencer:
         example = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
         return optimize_for_cpu(self.model, example)
 
-    def _load_img(self, img: ImageLike, arg: str = 'image') -> np.ndarray:
+    def load_image(self, img: ImageLike, arg: str = 'image') -> np.ndarray:
         """Any accepted image -> uint8 RGB ``[H, W, 3]``."""
         return load_rgb(img, arg, self.image_bit_depth)
 
-    def _load_mask(self, m, arg: str) -> np.ndarray:
+    def load_mask(self, m, arg: str) -> np.ndarray:
         """Any accepted mask -> uint8 ``[H, W]`` 0..255 (binary rules)."""
         setting = f'FewShotInferencer(mask_threshold={self.mask_threshold})'
         hint = 'pass a binary mask such as (mask == k) for class k'
@@ -389,8 +389,18 @@ class FewShotInferencer:
             index_hint=hint,
         )
 
-    def _transform(self, img: np.ndarray, s_imgs=(), s_masks=()) -> dict:
-        """Run the test pipeline on a query (and supports)."""
+    def preprocess(self, img: np.ndarray, s_imgs=(), s_masks=()) -> dict:
+        """Run the config's test pipeline on a query (and supports).
+
+        Args:
+            img (np.ndarray): ``[H, W, 3]`` uint8 RGB query.
+            s_imgs (Sequence[np.ndarray]): Support images, as ``img``.
+            s_masks (Sequence[np.ndarray]): Their ``[H, W]`` uint8 masks.
+
+        Returns:
+            dict: The pipeline's results (``img``, ``support_imgs``,
+            ``support_masks``, ... at the network size).
+        """
         results = dict(
             img=img,
             gt_mask=np.zeros(img.shape[:2], np.uint8),
@@ -403,10 +413,30 @@ class FewShotInferencer:
         return self.transforms(results)
 
     @staticmethod
-    def _chw(img: np.ndarray) -> torch.Tensor:
+    def to_chw(img: np.ndarray) -> torch.Tensor:
+        """``[H, W, 3]`` (or gray ``[H, W]``) array -> ``[3, H, W]`` tensor."""
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+    def query_batch(self, images: Sequence[np.ndarray]) -> dict:
+        """Queries as the model's ``predict`` takes them.
+
+        Args:
+            images (list[np.ndarray]): ``[H, W, 3]`` uint8 RGB queries.
+
+        Returns:
+            dict: ``inputs`` (``[N, 3, h, w]`` normalised, on the device) and
+            ``data_samples`` (with ``ori_shape`` / ``img_shape``).
+        """
+        inputs, samples = [], []
+        for q in images:
+            res = self.preprocess(q)
+            s = EpisodeDataSample()
+            s.set_metainfo(dict(ori_shape=q.shape[:2], img_shape=res['img'].shape[:2]))
+            samples.append(s)
+            inputs.append(self.to_chw(res['img']))
+        return self.model.data_preprocessor(dict(inputs=inputs, data_samples=samples))
 
     def set_support(
         self,
@@ -471,9 +501,9 @@ class FewShotInferencer:
             )
         imgs, ms, names = [], [], []
         for i, (im, m) in enumerate(zip(images, masks)):
-            im = self._load_img(im, f'images[{i}]')
+            im = self.load_image(im, f'images[{i}]')
             name = f'masks[{i}]' + (f' ({os.fspath(m)})' if is_path(m) else '')
-            m = self._load_mask(m, name)
+            m = self.load_mask(m, name)
             if m.shape[:2] != im.shape[:2]:
                 files = ''
                 if is_path(masks[i]) and is_path(images[i]):
@@ -487,7 +517,7 @@ class FewShotInferencer:
             imgs.append(im)
             ms.append(m)
             names.append(name)
-        res = self._transform(imgs[0], imgs, ms)
+        res = self.preprocess(imgs[0], imgs, ms)
         t_imgs, t_masks = [], []
         for i, (im, m) in enumerate(zip(res['support_imgs'], res['support_masks'])):
             fg = np.asarray(m) > 0  # 0/1 after BinarizeEpisodeMasks
@@ -501,7 +531,7 @@ class FewShotInferencer:
                 if empty == 'error':
                     raise ValueError(msg)
                 warnings.warn(msg)
-            t_imgs.append(self._chw(im))
+            t_imgs.append(self.to_chw(im))
             t_masks.append(torch.from_numpy(fg.astype(np.int64)))
         self.model.set_support(
             torch.stack(t_imgs).to(self.device),
@@ -561,14 +591,7 @@ class FewShotInferencer:
             raise RuntimeError('call set_support() before segmenting queries')
         if not len(images):
             return []
-        inputs, samples = [], []
-        for q in images:
-            res = self._transform(q)
-            s = EpisodeDataSample()
-            s.set_metainfo(dict(ori_shape=q.shape[:2], img_shape=res['img'].shape[:2]))
-            samples.append(s)
-            inputs.append(self._chw(res['img']))
-        data = self.model.data_preprocessor(dict(inputs=inputs, data_samples=samples))
+        data = self.query_batch(images)
         out = []
         for q, r in zip(
             images, self.model.predict(data['inputs'], data['data_samples'])

@@ -249,12 +249,12 @@ class DefectBank:
         inf = self.inferencer
         where = f'{arg} ({os.fspath(image)})' if is_path(image) else arg
         try:
-            im = inf._load_img(image, f'{arg} image')
+            im = inf.load_image(image, f'{arg} image')
         except (OSError, ValueError) as e:
             raise BankError(f'{where}: cannot read the image: {e}') from None
         mwhere = f'{arg} mask' + (f' ({os.fspath(mask)})' if is_path(mask) else '')
         try:
-            m = inf._load_mask(mask, mwhere)
+            m = inf.load_mask(mask, mwhere)
         except (OSError, ValueError) as e:
             raise BankError(f'{mwhere}: cannot read the mask: {e}') from None
         if m.shape[:2] != im.shape[:2]:
@@ -263,7 +263,7 @@ class DefectBank:
                 f'image is {im.shape[0]}x{im.shape[1]}: {mwhere} does not '
                 f'belong to {where}'
             )
-        res = inf._transform(im, [im], [m])
+        res = inf.preprocess(im, [im], [m])
         fg = np.asarray(res['support_masks'][0]) > 0
         if not fg.any():
             raise BankError(
@@ -274,7 +274,7 @@ class DefectBank:
             )
         if fg.all():
             raise BankError(f'{mwhere} is full: an example needs background too')
-        img_t = inf._chw(res['support_imgs'][0])[None]
+        img_t = inf.to_chw(res['support_imgs'][0])[None]
         return img_t, torch.from_numpy(fg.astype(np.int64))[None]
 
     @torch.no_grad()
@@ -440,18 +440,9 @@ class DefectBank:
     @torch.no_grad()
     def logits(self, images: Sequence[np.ndarray]) -> List[torch.Tensor]:
         """``[N + 1, h, w]`` logits at the network size per RGB image."""
-        from fdseg.structures import EpisodeDataSample
-
         state = self.state()
-        inf, model = self.inferencer, self.model
-        inputs, samples = [], []
-        for q in images:
-            res = inf._transform(q)
-            s = EpisodeDataSample()
-            s.set_metainfo(dict(ori_shape=q.shape[:2], img_shape=res['img'].shape[:2]))
-            samples.append(s)
-            inputs.append(inf._chw(res['img']))
-        data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples))
+        model = self.model
+        data = self.inferencer.query_batch(images)
         model.pin_support_state(state)
         try:
             out = model.predict(data['inputs'], data['data_samples'])
