@@ -21,7 +21,7 @@ import torch
 from fdseg.evaluation import FewShotIoUMetric, writers
 from fdseg.evaluation.writers import OutputDirError, check_output_dirs
 from tests.conftest import REPO
-from tests.subprocess_utils import finish, start, tool_env
+from tests.subprocess_utils import finish, start, tool_env, tool_main
 
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 QUICKSTART = osp.join(
@@ -523,8 +523,9 @@ def finish_tool(proc, timeout):
 )
 @pytest.mark.slow
 def test_tools_refuse_unusable_paths_before_the_first_episode(
-    tmp_path, synthetic_root, case, request
+    tmp_path, synthetic_root, case, request, monkeypatch, capfd
 ):
+    """One case as the user's command, the others through ``main()``."""
     taken = tmp_path / 'taken'
     taken.write_text('a file')
     if case == 'out-file':
@@ -536,10 +537,29 @@ def test_tools_refuse_unusable_paths_before_the_first_episode(
     else:
         bad = str(taken)
         args = ['--out', str(tmp_path / 'out'), '--show-dir', bad]
-    code, log = finish_tool(
-        tool(tmp_path, synthetic_root, *args, config=marked_config(tmp_path)), 300
-    )
-    assert code != 0, log[-3000:]
+    config = marked_config(tmp_path)
+    if case == 'show-dir-file':
+        # The user's command: exit status, the path named, no traceback.
+        code, log = finish_tool(
+            tool(tmp_path, synthetic_root, *args, config=config), 300
+        )
+        assert code != 0, log[-3000:]
+        assert 'Traceback' not in log, log[-3000:]
+    else:
+        # The same argument check through the tool's main() in-process.
+        from fdseg.engine import USER_ERRORS
+
+        monkeypatch.syspath_prepend(str(tmp_path))  # the marking hook's module
+        with pytest.raises(USER_ERRORS) as err:
+            tool_main(
+                'test',
+                [config, '--work-dir', str(tmp_path / 'wd'), *args, '--cfg-options']
+                + [
+                    f'test_dataloader.dataset.data_root={synthetic_root}',
+                    'test_dataloader.dataset.num_images=4',
+                ],
+            )
+        log = str(err.value) + capfd.readouterr().out
     assert bad in log, log[-3000:]
     assert 'EPISODE-STARTED' not in log, log[-3000:]
     assert taken.read_text() == 'a file'
