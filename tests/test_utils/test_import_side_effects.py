@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 # Third-party packages fdseg imports are imported first: handlers they
@@ -33,30 +35,8 @@ print(json.dumps(dict(
 """
 
 
-def _run(code):
-    env = {k: v for k, v in os.environ.items() if k != 'YOLO_OFFLINE'}
-    proc = subprocess.run(
-        [sys.executable, '-c', code],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def test_import_has_no_side_effects():
-    out = _run(_CODE)
-    assert out == dict(yolo=False, patched=[], schemes=[], new_atexit=0)
-
-
-def test_setup_is_explicit():
-    """The same state appears once the documented calls are made."""
-    out = _run(
-        _CODE
-        + r"""
+# The documented set-up calls, after the import state was printed.
+_SETUP = r"""
 from fdseg.engine.checkpoint import TRUSTED_PREFIX, register_trusted_scheme
 fdseg.utils.register_all_modules()
 register_trusted_scheme()
@@ -64,5 +44,29 @@ print(json.dumps(dict(
     patched=hasattr(cfg_mod, '_fdseg_patched'),
     scheme=TRUSTED_PREFIX in CheckpointLoader._schemes)))
 """
+
+
+@pytest.fixture(scope='module')
+def states():
+    """One fresh interpreter: the state after ``import fdseg`` (first line),
+    then after the set-up calls (second line)."""
+    env = {k: v for k, v in os.environ.items() if k != 'YOLO_OFFLINE'}
+    proc = subprocess.run(
+        [sys.executable, '-c', _CODE + _SETUP],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert out == dict(patched=True, scheme=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [json.loads(x) for x in proc.stdout.strip().splitlines()[-2:]]
+
+
+def test_import_has_no_side_effects(states):
+    assert states[0] == dict(yolo=False, patched=[], schemes=[], new_atexit=0)
+
+
+def test_setup_is_explicit(states):
+    """The same state appears once the documented calls are made."""
+    assert states[1] == dict(patched=True, scheme=True)
