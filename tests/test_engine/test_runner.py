@@ -90,20 +90,31 @@ def _weights(ckpt):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    """Run A: 6 iters straight. Run B: 3 iters, then --resume to 6."""
+    """Run A: 6 iters straight, as a user's command (tools/train.py in a
+    subprocess, outside the repo). Run B: 3 iters, then --resume to 6,
+    through the tool's main() in this process while A runs (the resume
+    command is tested as a command in test_distill)."""
     root = tmp_path_factory.mktemp('engine')
     cfg6 = write_toy_cfg(root / 'toy_6.py', max_iters=6)
     cfg3 = write_toy_cfg(root / 'toy_3.py', max_iters=3)
     wd_a, wd_b = str(root / 'straight'), str(root / 'resumed')
     train = osp.join(TOOLS, 'train.py')
-    # The two independent runs in parallel (2 cores).
     pa = _start([train, cfg6, '--work-dir', wd_a], cwd=str(root))
-    pb = _start([train, cfg3, '--work-dir', wd_b], cwd=str(root))
-    for p in (pa, pb):
-        code, out = _finish(p, 120)
-        assert code == 0, f'exit status {code}:\n{out[-6000:]}'
-    out = _run([train, cfg6, '--work-dir', wd_b, '--resume'], cwd=str(root))
-    return dict(root=root, cfg=cfg6, straight=wd_a, resumed=wd_b, resume_log=out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command (one OMP thread)
+    try:
+        tool_main('train', [cfg3, '--work-dir', wd_b])
+        tool_main('train', [cfg6, '--work-dir', wd_b, '--resume'])
+    finally:
+        torch.set_num_threads(threads)
+    code, out = _finish(pa, 120)
+    assert code == 0, f'exit status {code}:\n{out[-6000:]}'
+    # B's two runs log under their start second (one folder if the same).
+    resume_log = ''
+    for log in sorted(glob.glob(osp.join(wd_b, '*', '*.log'))):
+        with open(log) as f:
+            resume_log += f.read()
+    return dict(root=root, cfg=cfg6, straight=wd_a, resumed=wd_b, resume_log=resume_log)
 
 
 @pytest.mark.slow
