@@ -166,18 +166,23 @@ def _scalars(work_dir):
 
 @pytest.fixture(scope='module')
 def runs(image_root, tmp_path_factory):
-    """20 iterations straight; 10, then ``--resume`` to 20."""
+    """20 iterations straight; 10, then ``--resume`` to 20.
+
+    The interrupted run and its resumption are the user's commands
+    (tools/train.py subprocesses); the straight run they must equal goes
+    through the tool's ``main()`` in this process (one thread, as the
+    commands) while the first command runs.
+    """
+    from tests.subprocess_utils import tool_main
+
     root = tmp_path_factory.mktemp('distill_runs')
     cfg20 = write_cfg(root / 'd20.py', image_root, 20, ckpt_interval=10)
     cfg10 = write_cfg(root / 'd10.py', image_root, 10, ckpt_interval=10)
     straight, resumed = str(root / 'straight'), str(root / 'resumed')
     train = osp.join(TOOLS, 'train.py')
-    procs = [
-        _start([train, cfg20, '--work-dir', straight], str(root)),
-        _start([train, cfg10, '--work-dir', resumed], str(root)),
-    ]
-    for p in procs:  # the two independent runs share the 2 cores
-        _finish(p)
+    first = _start([train, cfg10, '--work-dir', resumed], str(root))
+    tool_main('train', [cfg20, '--work-dir', straight])  # _one_thread: 1 thread
+    _finish(first)
     log = _finish(_start([train, cfg20, '--work-dir', resumed, '--resume'], str(root)))
     return dict(root=root, straight=straight, resumed=resumed, resume_log=log)
 
