@@ -469,15 +469,13 @@ def marked_config(tmp_path):
     return str(cfg)
 
 
-def tool(tmp_path, synthetic_root, *args, config=QUICKSTART, episodes=None):
+def tool(tmp_path, synthetic_root, *args, config=QUICKSTART):
     env = tool_env()
     env['PYTHONPATH'] = str(tmp_path)  # the marking hook's module
     opts = [
         f'test_dataloader.dataset.data_root={synthetic_root}',
         'test_dataloader.dataset.num_images=4',
     ]
-    if episodes is not None:
-        opts.append(f'test_dataloader.dataset.max_episodes_per_category={episodes}')
     cmd = [
         sys.executable,
         TEST_PY,
@@ -525,7 +523,6 @@ def finish_tool(proc, timeout):
 def test_tools_refuse_unusable_paths_before_the_first_episode(
     tmp_path, synthetic_root, case, request, monkeypatch, capfd
 ):
-    """One case as the user's command, the others through ``main()``."""
     taken = tmp_path / 'taken'
     taken.write_text('a file')
     if case == 'out-file':
@@ -537,29 +534,22 @@ def test_tools_refuse_unusable_paths_before_the_first_episode(
     else:
         bad = str(taken)
         args = ['--out', str(tmp_path / 'out'), '--show-dir', bad]
-    config = marked_config(tmp_path)
-    if case == 'show-dir-file':
-        # The user's command: exit status, the path named, no traceback.
-        code, log = finish_tool(
-            tool(tmp_path, synthetic_root, *args, config=config), 300
-        )
-        assert code != 0, log[-3000:]
-        assert 'Traceback' not in log, log[-3000:]
-    else:
-        # The same argument check through the tool's main() in-process.
-        from fdseg.engine import USER_ERRORS
+    # The argument checks through the tool's main() in-process (tools/test.py's
+    # refusal exit path as a command: test_runner, test_weights_sam).
+    from fdseg.engine import USER_ERRORS
 
-        monkeypatch.syspath_prepend(str(tmp_path))  # the marking hook's module
-        with pytest.raises(USER_ERRORS) as err:
-            tool_main(
-                'test',
-                [config, '--work-dir', str(tmp_path / 'wd'), *args, '--cfg-options']
-                + [
-                    f'test_dataloader.dataset.data_root={synthetic_root}',
-                    'test_dataloader.dataset.num_images=4',
-                ],
-            )
-        log = str(err.value) + capfd.readouterr().out
+    config = marked_config(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the marking hook's module
+    with pytest.raises(USER_ERRORS) as err:
+        tool_main(
+            'test',
+            [config, '--work-dir', str(tmp_path / 'wd'), *args, '--cfg-options']
+            + [
+                f'test_dataloader.dataset.data_root={synthetic_root}',
+                'test_dataloader.dataset.num_images=4',
+            ],
+        )
+    log = str(err.value) + capfd.readouterr().out
     assert bad in log, log[-3000:]
     assert 'EPISODE-STARTED' not in log, log[-3000:]
     assert taken.read_text() == 'a file'
@@ -594,10 +584,21 @@ def test_tools_later_run_cleans_stale_and_records_replay(tmp_path, synthetic_roo
     live = start_stager(tmp_path, out, 'wait')
     try:
         live_dirs = sorted(set(staging(out)) - set(stale))
-        code, log = finish_tool(
-            tool(tmp_path, synthetic_root, '--out', str(out), episodes=1), 600
+        # The tool's main() in this process (a later run of the same tool).
+        tool_main(
+            'test',
+            [
+                QUICKSTART,
+                '--work-dir',
+                str(tmp_path / 'wd'),
+                '--out',
+                str(out),
+                '--cfg-options',
+                f'test_dataloader.dataset.data_root={synthetic_root}',
+                'test_dataloader.dataset.num_images=4',
+                'test_dataloader.dataset.max_episodes_per_category=1',
+            ],
         )
-        assert code == 0, log[-3000:]
         assert staging(out) == live_dirs
     finally:
         live.send_signal(signal.SIGTERM)
