@@ -1,9 +1,12 @@
 """Tests of fdseg.engine and tools/train.py / tools/test.py.
 
-The tools run as subprocesses (as users run them, from a directory outside
-the repo) on a toy regressor from ``tests/toy_modules.py``:
+The tools run on a toy regressor from ``tests/toy_modules.py``, as users run
+them (subprocesses, from a directory outside the repo) where the command is
+what is tested, otherwise through their ``main(argv)`` in this process
+(``tests.subprocess_utils.tool_main``):
 
-* resume is exact: 6 iterations straight == 3 + ``--resume`` + 3, which also
+* resume is exact: 6 iterations straight (a command) == 3 + ``--resume`` + 3
+  (in-process), which also
   shows that fdseg's training checkpoints (message hub with
   ``HistoryBuffer``) load although torch defaults to ``weights_only=True``;
 * third-party weights stay on the weights-only path;
