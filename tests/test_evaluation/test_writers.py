@@ -298,31 +298,8 @@ def test_usable_paths_pass_and_create_nothing(tmp_path):
 # ----------------------------------------------------------------------------
 
 
-def test_import_installs_no_atexit_hook_or_signal_handler():
-    code = """
-import atexit, signal
-seen = []
-register = atexit.register
-def record(func, *args, **kwargs):
-    seen.append(getattr(func, '__module__', None) or '')
-    return register(func, *args, **kwargs)
-atexit.register = record
-import fdseg.evaluation, fdseg.engine.hooks, fdseg.visualization
-import fdseg.utils
-fdseg.utils.register_all_modules()
-print([m for m in seen if m.startswith('fdseg')])
-print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
-"""
-    proc = subprocess.run(
-        [sys.executable, '-c', code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=tool_env(),
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ['[]', 'True']
+# Importing fdseg installs no atexit hook or signal handler:
+# test_import_side_effects (one fresh interpreter for every import check).
 
 
 def test_handlers_only_while_staging(tmp_path):

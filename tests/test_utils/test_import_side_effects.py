@@ -15,9 +15,16 @@ import pytest
 from tests.conftest import REPO
 
 # Third-party packages fdseg imports are imported first: handlers they
-# register at import are theirs, not fdseg's.
+# register at import are theirs, not fdseg's. atexit.register records the
+# module of each function registered (fdseg's must be none).
 _CODE = r"""
-import atexit, json, os
+import atexit, json, os, signal
+seen = []
+register = atexit.register
+def record(func, *args, **kwargs):
+    seen.append(getattr(func, '__module__', None) or '')
+    return register(func, *args, **kwargs)
+atexit.register = record
 import cv2, mmcv, mmengine, mmengine.config.config as cfg_mod, numpy, torch
 import mmengine.runner
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -35,10 +42,16 @@ print(json.dumps(dict(
 """
 
 
-# The documented set-up calls, after the import state was printed.
+# The documented set-up calls, after the import state was printed: the
+# registries (still no atexit hook or signal handler of fdseg's), then the
+# trusted checkpoint scheme.
 _SETUP = r"""
 from fdseg.engine.checkpoint import TRUSTED_PREFIX, register_trusted_scheme
+import fdseg.engine.hooks
 fdseg.utils.register_all_modules()
+print(json.dumps(dict(
+    fdseg_atexit=[m for m in seen if m.startswith('fdseg')],
+    sigterm_default=signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)))
 register_trusted_scheme()
 print(json.dumps(dict(
     patched=hasattr(cfg_mod, '_fdseg_patched'),
@@ -48,8 +61,8 @@ print(json.dumps(dict(
 
 @pytest.fixture(scope='module')
 def states():
-    """One fresh interpreter: the state after ``import fdseg`` (first line),
-    then after the set-up calls (second line)."""
+    """One fresh interpreter: the state after ``import fdseg``, after
+    ``register_all_modules()``, after the set-up calls (one line each)."""
     env = {k: v for k, v in os.environ.items() if k != 'YOLO_OFFLINE'}
     proc = subprocess.run(
         [sys.executable, '-c', _CODE + _SETUP],
@@ -60,13 +73,19 @@ def states():
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return [json.loads(x) for x in proc.stdout.strip().splitlines()[-2:]]
+    return [json.loads(x) for x in proc.stdout.strip().splitlines()[-3:]]
 
 
 def test_import_has_no_side_effects(states):
     assert states[0] == dict(yolo=False, patched=[], schemes=[], new_atexit=0)
 
 
+def test_import_installs_no_atexit_hook_or_signal_handler(states):
+    """Nor does filling the registries (the writers' handlers exist only
+    while a run stages its output: test_writers)."""
+    assert states[1] == dict(fdseg_atexit=[], sigterm_default=True)
+
+
 def test_setup_is_explicit(states):
     """The same state appears once the documented calls are made."""
-    assert states[1] == dict(patched=True, scheme=True)
+    assert states[2] == dict(patched=True, scheme=True)
