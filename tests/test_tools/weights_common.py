@@ -84,16 +84,17 @@ FAMILIES = {
         ],
         ['torchvision_resnet50'],
     ),
+    # The refiners are the costly part: two episodes (of three).
     'fastsam': (
         'fm/fm-fastsam-s_pdn-l_no-train_synthetic-all-1shot.py',
-        SYNTH,
+        SYNTH + ['test_dataloader.dataset.indices=2'],
         ['gfds_fm_large', 'fastsam_s'],
     ),
     # boxes: one prompt per defect component (points mode prompts every
     # foreground pixel: minutes on CPU with random weights).
     'sam2-refiner': (
         'fm/fm-sam2-boxes_pdn-l_no-train_synthetic-all-1shot.py',
-        SYNTH + ['model.refiner.image_size=256'],
+        SYNTH + ['model.refiner.image_size=256', 'test_dataloader.dataset.indices=2'],
         ['gfds_fm_large', 'sam2.1_hiera_small'],
     ),
     'sam2-video': (
