@@ -166,9 +166,16 @@ def tool_main(name, argv):
     env = dict(os.environ)
     states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     threads = (torch.get_num_threads(), cv2.getNumThreads())
-    managed = [MMLogger, MessageHub, DefaultScope, Visualizer]
-    managed += _subclasses(Visualizer)
-    before = {cls: set(cls._instance_dict) for cls in managed}
+    visualizers = [Visualizer] + _subclasses(Visualizer)
+    before = {
+        cls: set(cls._instance_dict) for cls in (MMLogger, MessageHub, DefaultScope)
+    }
+    # A runner asks for its visualizer by the config's name ('visualizer'):
+    # one left by an earlier run in this process would be reused, writing
+    # into that run's folder. Set aside during the call.
+    aside = {cls: dict(cls._instance_dict) for cls in visualizers}
+    for cls in visualizers:
+        cls._instance_dict.clear()
     try:
         return mod.main(list(argv))
     finally:
@@ -179,12 +186,15 @@ def tool_main(name, argv):
         torch.set_rng_state(states[2])
         torch.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
-        for cls in set(managed + _subclasses(Visualizer)):
-            for key in set(cls._instance_dict) - before.get(cls, set()):
+        for cls in (MMLogger, MessageHub, DefaultScope):
+            for key in set(cls._instance_dict) - before[cls]:
                 obj = cls._instance_dict.pop(key)
                 for handler in list(getattr(obj, 'handlers', [])):
                     handler.close()  # an MMLogger's log file
                     obj.removeHandler(handler)
+        for cls in set(visualizers + _subclasses(Visualizer)):
+            cls._instance_dict.clear()
+            cls._instance_dict.update(aside.get(cls, {}))
 
 
 def _subclasses(cls):
