@@ -130,3 +130,75 @@ def run_pool(jobs, width=2, timeout=600):
             pytest.fail(f'timed out after {timeout}s: {list(running)}')
         time.sleep(0.1)
     return done
+
+
+def tool_main(name, argv):
+    """Call ``tools/<name>.py``'s ``main(argv)`` in this process.
+
+    For the refusal cases of a tool (argument, config and checkpoint
+    checks): the same code path as the command without the ~5 s start of a
+    Python process. Each tool keeps one subprocess test of its exit status
+    (no traceback). What a run changes in this process (environment
+    variables, random states, thread counts, the global instances a runner
+    makes: loggers with their open files, message hub, visualizer, default
+    scope) is put back afterwards.
+
+    Returns:
+        What ``main`` returns; its exceptions propagate.
+    """
+    import importlib.util
+    import random
+
+    import cv2
+    import numpy as np
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.registry import DefaultScope
+    from mmengine.visualization import Visualizer
+
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        'tools',
+        f'{name}.py',
+    )
+    spec = importlib.util.spec_from_file_location(f'fdseg_tool_{name}', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    env = dict(os.environ)
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    threads = (torch.get_num_threads(), cv2.getNumThreads())
+    visualizers = [Visualizer] + _subclasses(Visualizer)
+    before = {
+        cls: set(cls._instance_dict) for cls in (MMLogger, MessageHub, DefaultScope)
+    }
+    # A runner asks for its visualizer by the config's name ('visualizer'):
+    # one left by an earlier run in this process would be reused, writing
+    # into that run's folder. Set aside during the call.
+    aside = {cls: dict(cls._instance_dict) for cls in visualizers}
+    for cls in visualizers:
+        cls._instance_dict.clear()
+    try:
+        return mod.main(list(argv))
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        torch.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+        for cls in (MMLogger, MessageHub, DefaultScope):
+            for key in set(cls._instance_dict) - before[cls]:
+                obj = cls._instance_dict.pop(key)
+                for handler in list(getattr(obj, 'handlers', [])):
+                    handler.close()  # an MMLogger's log file
+                    obj.removeHandler(handler)
+        for cls in set(visualizers + _subclasses(Visualizer)):
+            cls._instance_dict.clear()
+            cls._instance_dict.update(aside.get(cls, {}))
+
+
+def _subclasses(cls):
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub] + _subclasses(sub)
+    return found

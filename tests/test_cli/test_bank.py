@@ -6,10 +6,11 @@ mid-stream, ``export --format onnx``) on files written here, with an
 official-format FM-s weight file (random values) in a temporary checkpoint
 cache; its outputs must equal the in-process DefectBank reference (the ONNX
 graph's masks through onnxruntime: >= 99.9 % equal pixels). ``fdseg export``
-runs once more with the cache empty, overlapping the reference: exit status
-1 naming the missing file, no traceback, no output. (``bank add`` builds the
-model through ``FewShotInferencer``, whose empty-cache failure naming the
-file is tested with ``fdseg predict`` and the inferencer.)
+runs once more with the cache empty, through the console script's ``main()``
+in-process: exit status 1 naming the missing file, no traceback, no output
+(the console script's empty-cache exit path as a command is ``fdseg
+predict``'s, in test_predict; ``bank add`` builds the model through
+``FewShotInferencer``, whose empty-cache failure is tested there too).
 """
 
 import importlib.util
@@ -66,7 +67,7 @@ def _write_files(root: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
+def test_bank_cli_matches_in_process(tmp_path, monkeypatch, capsys):
     from tests.conftest import REPO  # noqa: F401  (the suite's root)
 
     _write_files(tmp_path)
@@ -105,11 +106,6 @@ def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
     assert code == 0, out[-6000:]
     assert "added support/images/scratch/a.png to 'scratch'" in out
     assert '2 classes' in out and '1 skipped' in out and 'q2_broken.png' in out
-    # ``fdseg export`` with the cache empty: runs while the reference is built
-    empty = tmp_path / 'empty_cache'
-    empty.mkdir()
-    no_weights = popen(f'{EXPORT} empty.onnx', empty)
-
     # the in-process reference: same files, same calls
     monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(cache))
     monkeypatch.chdir(tmp_path)
@@ -145,7 +141,16 @@ def test_bank_cli_matches_in_process(tmp_path, monkeypatch):
         np.testing.assert_array_equal(png, r.mask_image())
     assert any(len(r.instances) for r in ref.values())
 
-    code, out = finish(no_weights, 120)
+    # ``fdseg export`` with the cache empty: the console script's main() in
+    # this process (its empty-cache exit path as a command: test_predict).
+    from fdseg.cli.main import main as fdseg_main
+
+    empty = tmp_path / 'empty_cache'
+    empty.mkdir()
+    monkeypatch.setenv('FDSEG_CHECKPOINT_DIR', str(empty))
+    capsys.readouterr()
+    code = fdseg_main(EXPORT.split()[1:] + ['empty.onnx'])
+    out = ''.join(capsys.readouterr())
     assert code == 1, out[-4000:]
     assert 'model_small.pth' in out and str(empty) in out, out[-4000:]
     assert 'Traceback' not in out, out[-4000:]

@@ -1,9 +1,12 @@
 """Tests of fdseg.engine and tools/train.py / tools/test.py.
 
-The tools run as subprocesses (as users run them, from a directory outside
-the repo) on a toy regressor from ``tests/toy_modules.py``:
+The tools run on a toy regressor from ``tests/toy_modules.py``, as users run
+them (subprocesses, from a directory outside the repo) where the command is
+what is tested, otherwise through their ``main(argv)`` in this process
+(``tests.subprocess_utils.tool_main``):
 
-* resume is exact: 6 iterations straight == 3 + ``--resume`` + 3, which also
+* resume is exact: 6 iterations straight (a command) == 3 + ``--resume`` + 3
+  (in-process), which also
   shows that fdseg's training checkpoints (message hub with
   ``HistoryBuffer``) load although torch defaults to ``weights_only=True``;
 * third-party weights stay on the weights-only path;
@@ -11,6 +14,7 @@ the repo) on a toy regressor from ``tests/toy_modules.py``:
   identical weights on both ranks and exit status 0.
 """
 
+import glob
 import importlib.util
 import os.path as osp
 import pickle
@@ -32,6 +36,7 @@ from tests.conftest import REPO
 from tests.subprocess_utils import assert_same_state as _assert_same_state
 from tests.subprocess_utils import finish as _finish
 from tests.subprocess_utils import start as _start
+from tests.subprocess_utils import tool_main
 from tests.subprocess_utils import torchrun_train as _torchrun_train
 
 TOOLS = osp.join(REPO, 'tools')
@@ -88,20 +93,31 @@ def _weights(ckpt):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    """Run A: 6 iters straight. Run B: 3 iters, then --resume to 6."""
+    """Run A: 6 iters straight, as a user's command (tools/train.py in a
+    subprocess, outside the repo). Run B: 3 iters, then --resume to 6,
+    through the tool's main() in this process while A runs (the resume
+    command is tested as a command in test_distill)."""
     root = tmp_path_factory.mktemp('engine')
     cfg6 = write_toy_cfg(root / 'toy_6.py', max_iters=6)
     cfg3 = write_toy_cfg(root / 'toy_3.py', max_iters=3)
     wd_a, wd_b = str(root / 'straight'), str(root / 'resumed')
     train = osp.join(TOOLS, 'train.py')
-    # The two independent runs in parallel (2 cores).
     pa = _start([train, cfg6, '--work-dir', wd_a], cwd=str(root))
-    pb = _start([train, cfg3, '--work-dir', wd_b], cwd=str(root))
-    for p in (pa, pb):
-        code, out = _finish(p, 120)
-        assert code == 0, f'exit status {code}:\n{out[-6000:]}'
-    out = _run([train, cfg6, '--work-dir', wd_b, '--resume'], cwd=str(root))
-    return dict(root=root, cfg=cfg6, straight=wd_a, resumed=wd_b, resume_log=out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command (one OMP thread)
+    try:
+        tool_main('train', [cfg3, '--work-dir', wd_b])
+        tool_main('train', [cfg6, '--work-dir', wd_b, '--resume'])
+    finally:
+        torch.set_num_threads(threads)
+    code, out = _finish(pa, 120)
+    assert code == 0, f'exit status {code}:\n{out[-6000:]}'
+    # B's two runs log under their start second (one folder if the same).
+    resume_log = ''
+    for log in sorted(glob.glob(osp.join(wd_b, '*', '*.log'))):
+        with open(log) as f:
+            resume_log += f.read()
+    return dict(root=root, cfg=cfg6, straight=wd_a, resumed=wd_b, resume_log=resume_log)
 
 
 @pytest.mark.slow
@@ -399,60 +415,68 @@ def test_check_fdseg_checkpoint_names_the_keys(tmp_path, name):
 @pytest.mark.slow
 def test_test_tool_checkpoints_load_strictly(trained, tmp_path):
     """Through tools/test.py: a misfit checkpoint stops the run naming keys;
-    --non-strict loads the matching keys and says which were left out."""
+    --non-strict loads the matching keys and says which were left out.
+
+    One run as a user's command (exit status, no traceback, every key list
+    named); the other checkpoints through the tool's ``main()`` in-process
+    (the same checks, without a Python start each)."""
+    from fdseg.engine import USER_ERRORS
+
     good = _weights(osp.join(trained['resumed'], 'iter_6.pth'))
     paths = _bad_checkpoints(good, tmp_path)
     test_py = osp.join(TOOLS, 'test.py')
-    procs = {
-        name: _start(
-            [test_py, trained['cfg'], paths[name], '--work-dir', str(tmp_path / name)],
-            cwd=str(tmp_path),
-        )
-        for name in ('mismatch', 'no_state_dict', 'other_model')
-    }
-    procs['non_strict'] = _start(
-        [
-            test_py,
-            trained['cfg'],
-            paths['missing'],
-            '--non-strict',
-            '--work-dir',
-            str(tmp_path / 'wd_ns'),
-        ],
+    proc = _start(
+        [test_py, trained['cfg'], paths['mismatch'], '--work-dir', str(tmp_path / 'm')],
         cwd=str(tmp_path),
     )
-    for name, proc in procs.items():
-        code, out = _finish(proc, 120)
-        if name == 'non_strict':
-            assert code == 0, out[-3000:]
-            assert 'NON-STRICT LOAD' in out and 'linear.bias' in out
-            continue
-        assert code != 0, (name, out[-3000:])
-        assert paths[name] in out and 'Traceback' not in out, out[-3000:]
+    for name in ('no_state_dict', 'other_model'):
+        with pytest.raises(USER_ERRORS) as err:
+            tool_main(
+                'test',
+                [trained['cfg'], paths[name], '--work-dir', str(tmp_path / name)],
+            )
+        assert paths[name] in str(err.value), (name, str(err.value))
         for text in _BAD_NAMES[name]:
-            assert text in out, (name, text, out[-3000:])
+            assert text in str(err.value), (name, text, str(err.value))
+    wd_ns = tmp_path / 'wd_ns'
+    metrics = tool_main(
+        'test',
+        [trained['cfg'], paths['missing'], '--non-strict', '--work-dir', str(wd_ns)],
+    )
+    assert 'mse' in ' '.join(metrics), metrics
+    (log,) = glob.glob(str(wd_ns / '*' / '*.log'))
+    log = open(log).read()
+    assert 'NON-STRICT LOAD' in log and 'linear.bias' in log, log[-3000:]
+
+    code, out = _finish(proc, 120)
+    assert code != 0, out[-3000:]
+    assert paths['mismatch'] in out and 'Traceback' not in out, out[-3000:]
+    for text in _BAD_NAMES['mismatch']:
+        assert text in out, (text, out[-3000:])
 
 
-@pytest.mark.slow
 def test_resume_loads_strictly(trained, tmp_path):
+    """``tools/train.py --resume`` a misfit checkpoint: stops naming the
+    key and the way out (the tool's ``main()`` in-process; its exit path
+    as a command is checked with the empty cache in test_train_weights)."""
+    from fdseg.engine import USER_ERRORS
+
     good = _weights(osp.join(trained['resumed'], 'iter_6.pth'))
     paths = _bad_checkpoints(good, tmp_path)
-    code, out = _finish(
-        _start(
+    with pytest.raises(USER_ERRORS) as err:
+        tool_main(
+            'train',
             [
-                osp.join(TOOLS, 'train.py'),
                 trained['cfg'],
                 '--work-dir',
                 str(tmp_path / 'wd'),
                 '--resume',
                 paths['unexpected'],
             ],
-            cwd=str(tmp_path),
-        ),
-        120,
-    )
-    assert code != 0
-    assert 'unexpected keys (1): extra' in out and '--non-strict' in out
+        )
+    out = str(err.value)
+    assert 'unexpected keys (1): extra' in out and '--non-strict' in out, out
+    assert paths['unexpected'] in out, out
 
 
 def test_learned_modules_need_a_checkpoint(tmp_path):

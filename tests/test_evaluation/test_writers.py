@@ -21,7 +21,7 @@ import torch
 from fdseg.evaluation import FewShotIoUMetric, writers
 from fdseg.evaluation.writers import OutputDirError, check_output_dirs
 from tests.conftest import REPO
-from tests.subprocess_utils import finish, start, tool_env
+from tests.subprocess_utils import finish, start, tool_env, tool_main
 
 TEST_PY = osp.join(REPO, 'tools', 'test.py')
 QUICKSTART = osp.join(
@@ -298,31 +298,8 @@ def test_usable_paths_pass_and_create_nothing(tmp_path):
 # ----------------------------------------------------------------------------
 
 
-def test_import_installs_no_atexit_hook_or_signal_handler():
-    code = """
-import atexit, signal
-seen = []
-register = atexit.register
-def record(func, *args, **kwargs):
-    seen.append(getattr(func, '__module__', None) or '')
-    return register(func, *args, **kwargs)
-atexit.register = record
-import fdseg.evaluation, fdseg.engine.hooks, fdseg.visualization
-import fdseg.utils
-fdseg.utils.register_all_modules()
-print([m for m in seen if m.startswith('fdseg')])
-print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
-"""
-    proc = subprocess.run(
-        [sys.executable, '-c', code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=tool_env(),
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ['[]', 'True']
+# Importing fdseg installs no atexit hook or signal handler:
+# test_import_side_effects (one fresh interpreter for every import check).
 
 
 def test_handlers_only_while_staging(tmp_path):
@@ -469,15 +446,13 @@ def marked_config(tmp_path):
     return str(cfg)
 
 
-def tool(tmp_path, synthetic_root, *args, config=QUICKSTART, episodes=None):
+def tool(tmp_path, synthetic_root, *args, config=QUICKSTART):
     env = tool_env()
     env['PYTHONPATH'] = str(tmp_path)  # the marking hook's module
     opts = [
         f'test_dataloader.dataset.data_root={synthetic_root}',
         'test_dataloader.dataset.num_images=4',
     ]
-    if episodes is not None:
-        opts.append(f'test_dataloader.dataset.max_episodes_per_category={episodes}')
     cmd = [
         sys.executable,
         TEST_PY,
@@ -523,7 +498,7 @@ def finish_tool(proc, timeout):
 )
 @pytest.mark.slow
 def test_tools_refuse_unusable_paths_before_the_first_episode(
-    tmp_path, synthetic_root, case, request
+    tmp_path, synthetic_root, case, request, monkeypatch, capfd
 ):
     taken = tmp_path / 'taken'
     taken.write_text('a file')
@@ -536,10 +511,22 @@ def test_tools_refuse_unusable_paths_before_the_first_episode(
     else:
         bad = str(taken)
         args = ['--out', str(tmp_path / 'out'), '--show-dir', bad]
-    code, log = finish_tool(
-        tool(tmp_path, synthetic_root, *args, config=marked_config(tmp_path)), 300
-    )
-    assert code != 0, log[-3000:]
+    # The argument checks through the tool's main() in-process (tools/test.py's
+    # refusal exit path as a command: test_runner, test_weights_sam).
+    from fdseg.engine import USER_ERRORS
+
+    config = marked_config(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the marking hook's module
+    with pytest.raises(USER_ERRORS) as err:
+        tool_main(
+            'test',
+            [config, '--work-dir', str(tmp_path / 'wd'), *args, '--cfg-options']
+            + [
+                f'test_dataloader.dataset.data_root={synthetic_root}',
+                'test_dataloader.dataset.num_images=4',
+            ],
+        )
+    log = str(err.value) + capfd.readouterr().out
     assert bad in log, log[-3000:]
     assert 'EPISODE-STARTED' not in log, log[-3000:]
     assert taken.read_text() == 'a file'
@@ -574,10 +561,21 @@ def test_tools_later_run_cleans_stale_and_records_replay(tmp_path, synthetic_roo
     live = start_stager(tmp_path, out, 'wait')
     try:
         live_dirs = sorted(set(staging(out)) - set(stale))
-        code, log = finish_tool(
-            tool(tmp_path, synthetic_root, '--out', str(out), episodes=1), 600
+        # The tool's main() in this process (a later run of the same tool).
+        tool_main(
+            'test',
+            [
+                QUICKSTART,
+                '--work-dir',
+                str(tmp_path / 'wd'),
+                '--out',
+                str(out),
+                '--cfg-options',
+                f'test_dataloader.dataset.data_root={synthetic_root}',
+                'test_dataloader.dataset.num_images=4',
+                'test_dataloader.dataset.max_episodes_per_category=1',
+            ],
         )
-        assert code == 0, log[-3000:]
         assert staging(out) == live_dirs
     finally:
         live.send_signal(signal.SIGTERM)
