@@ -57,6 +57,25 @@ def find_logs(source: str) -> List[str]:
     return files
 
 
+def read_records(path: str) -> List[dict]:
+    """The JSON objects of a json-lines log, one a line (blank lines skipped).
+
+    Raises:
+        ValueError: A line is not JSON (the message names file and line).
+    """
+    out = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f'{path}:{n} is not JSON: {e}') from e
+    return out
+
+
 def read_curve(
     files: Sequence[str], keys: Sequence[str] = DEFAULT_KEYS
 ) -> Tuple[str, List[int], List[float]]:
@@ -70,17 +89,7 @@ def read_curve(
     Returns:
         tuple: ``(key, iters, values)`` sorted by iteration.
     """
-    records: List[dict] = []
-    for path in files:
-        with open(path) as f:
-            for n, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f'{path}:{n} is not json: {e}') from e
+    records = [rec for path in files for rec in read_records(path)]
     for key in keys:
         points: Dict[int, float] = {}
         for rec in records:

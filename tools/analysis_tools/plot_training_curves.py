@@ -25,59 +25,19 @@ Example::
 """
 
 import argparse
-import glob
-import json
 import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence
 
+# the work-dir log reader shared with plot_distill_loss.py (same folder)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from plot_distill_loss import find_logs, read_records  # noqa: E402
+
 #: What each curve reads by default.
 LOSS_KEY = 'loss'
 TRAIN_MIOU_KEY = 'train/mIoU'
 TEST_MIOU_KEY = 'mIoU'
-
-
-def find_scalar_logs(source: str) -> List[str]:
-    """``vis_data/scalars.json`` files of a work dir, oldest run first.
-
-    Args:
-        source (str): A work dir (every ``<timestamp>/vis_data/scalars.json``
-            under it: a resumed run continues the interrupted one) or one
-            ``scalars.json`` file.
-
-    Returns:
-        list[str]: Files in chronological order.
-
-    Raises:
-        FileNotFoundError: ``source`` does not exist or holds no log.
-    """
-    if osp.isfile(source):
-        return [source]
-    if not osp.isdir(source):
-        raise FileNotFoundError(f'{source} is neither a work dir nor a file')
-    # Timestamps (YYYYmmdd_HHMMSS) sort chronologically.
-    files = sorted(glob.glob(osp.join(source, '*', 'vis_data', 'scalars.json')))
-    if not files:
-        raise FileNotFoundError(
-            f'no <timestamp>/vis_data/scalars.json under {source}; is it the '
-            'work dir of a run with LocalVisBackend (default_runtime.py)?'
-        )
-    return files
-
-
-def _records(path: str) -> List[dict]:
-    out = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f'{path}:{n} is not JSON: {e}') from e
-    return out
 
 
 def read_training_curves(
@@ -111,7 +71,7 @@ def read_training_curves(
         sums: Dict[int, List[float]] = {}
         train: Dict[int, float] = {}
         test: Dict[int, float] = {}
-        for rec in _records(path):
+        for rec in read_records(path):
             if loss_key in rec and 'epoch' in rec:
                 sums.setdefault(int(rec['epoch']), []).append(float(rec[loss_key]))
             elif train_key in rec and 'step' in rec:
@@ -151,7 +111,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    files = find_scalar_logs(args.source)
+    files = find_logs(args.source)
     curves = read_training_curves(files, args.loss_key, args.train_key, args.test_key)
     import matplotlib
 
