@@ -16,24 +16,7 @@ pytest.importorskip('onnx', reason='onnx is not installed (pip install fdseg[exp
 from fdseg.apis import FewShotInferencer  # noqa: E402
 from fdseg.bank import DefectBank  # noqa: E402
 from fdseg.deploy.export import ExportedBank, ExportError, export_bank  # noqa: E402
-
-CONFIG = 'fdseg::fm/fm_pdn-s_no-train_synthetic-all-1shot.py'
-TINY = {
-    'model.backbone.init_cfg': None,
-    'model.backbone.base_channels': 8,
-    'model.backbone.out_channels': 16,
-}
-
-
-def example(seed, size=(64, 64), box=(20, 40, 10, 30)):
-    r = np.random.default_rng(seed)
-    img = r.integers(0, 255, (*size, 3), dtype=np.uint8)
-    mask = np.zeros(size, np.uint8)
-    y0, y1, x0, x1 = box
-    mask[y0:y1, x0:x1] = 255
-    img[mask > 0] = img[mask > 0] // 4 + 180
-    return img, mask
-
+from tests.test_bank.test_defect_bank import CONFIG, TINY, example  # noqa: E402
 
 QUERIES = [
     example(5)[0],
