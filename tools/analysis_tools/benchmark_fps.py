@@ -181,4 +181,10 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from fdseg.engine import USER_ERRORS
+
+    try:
+        main()
+    except USER_ERRORS as e:  # e.g. a weight file missing from the cache
+        print(f'\nerror: {e}', file=sys.stderr)
+        sys.exit(1)
