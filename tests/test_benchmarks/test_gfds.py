@@ -665,37 +665,58 @@ def test_benchmark_fps_tool(lookalike, tmp_path):
     assert T.load_result(out)['kind'] == 'fps'
 
 
-def test_benchmark_fps_fast_conv_against_the_official_episode(lookalike, tmp_path):
-    """``--official --fast-conv`` on a tiny PDN (issue 14's benchmark
-    command): the tuned query against the official episode, same masks."""
+@pytest.mark.slow
+def test_benchmark_fps_fast_conv_as_the_user_runs_it(lookalike, tmp_path):
+    """Issue 14's benchmark command (``--official --fast-conv``) in a
+    subprocess on FM-s with a random official-format ``model_small.pth`` in
+    the cache: the tuned query against the official episode with the same
+    loaded weights gives the same masks; with the cache empty it stops
+    naming the file, without a traceback and without writing the JSON."""
+    from fdseg.utils.checkpoints import CHECKPOINTS
+    from tests.subprocess_utils import run_pool
+    from tests.test_models.test_backbones import reference_student
+
     base = _config(str(tmp_path), lookalike, 'fold0')
-    cfg = tmp_path / 'pdn.py'
+    cfg = tmp_path / 'fm_s.py'
     cfg.write_text(
         f'_base_ = [{base!r}]\n'
         "model = dict(backbone=dict(_delete_=True, type='PDNStudent', "
-        "size='small', base_channels=8, out_channels=16, init_cfg=None))\n"
+        "size='small', out_channels=384, "
+        "init_cfg=dict(type='Pretrained', checkpoint='gfds_fm_small')))\n"
     )
-    out = tmp_path / 'fps.json'
-    threads = torch.get_num_threads()
-    try:
-        res = _tool('analysis_tools/benchmark_fps').main(
-            [str(cfg), '--device', 'cpu', '--threads', '1', '--warmup', '0']
-            + ['--iters', '2', '--episodes', '2', '--official', '--fast-conv']
-            + ['--out', str(out)]
+    fname = CHECKPOINTS['gfds_fm_small']['filename']
+    full, empty = tmp_path / 'cache', tmp_path / 'empty'
+    full.mkdir()
+    empty.mkdir()
+    torch.manual_seed(1)
+    torch.save(reference_student(128, False).state_dict(), full / fname)
+    tool = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_fps.py')
+    args = [tool, str(cfg), '--device', 'cpu', '--threads', '1', '--warmup', '0']
+    args += ['--iters', '2', '--episodes', '2', '--official', '--fast-conv']
+    jobs = {
+        name: (args + ['--out', str(tmp_path / f'{name}.json')], str(tmp_path), env)
+        for name, env in (
+            ('full', {'FDSEG_CHECKPOINT_DIR': str(full)}),
+            ('empty', {'FDSEG_CHECKPOINT_DIR': str(empty)}),
         )
-    finally:
-        torch.set_num_threads(threads)
+    }
+    runs = run_pool(jobs, width=2, timeout=300)
+    code, log = runs['full']
+    assert code == 0, log[-3000:]
+    assert f'loaded 8 tensors from gfds_fm_small ({full / fname})' in log
+    assert 'masks equal on 100.000% of pixels (2 queries)' in log
+    res = json.loads((tmp_path / 'full.json').read_text())
     assert res['mask_agreement'] == 1.0 and res['num_queries'] == 2
     assert res['official_ms_per_episode'] > 0 and res['fdseg_ms_per_query'] > 0
-    saved = json.loads(out.read_text())
-    assert saved['channels_last'] is True
-    assert [c['name'] for c in saved['fast_conv']] == [
-        'pdn.0',
-        'pdn.3',
-        'pdn.6',
-        'pdn.8',
-    ]
-    assert all(c['choice'] in c['ms'] for c in saved['fast_conv'])
+    assert res['channels_last'] is True
+    assert [c['name'] for c in res['fast_conv']] == ['pdn.0', 'pdn.3', 'pdn.6', 'pdn.8']
+    assert all(c['choice'] in c['ms'] for c in res['fast_conv'])
+    # every 4x4 / 3x3 convolution had Winograd checked against direct
+    assert all(c['rel_error']['winograd-4'] < 1e-3 for c in res['fast_conv'])
+    code, log = runs['empty']
+    assert code == 1, log[-3000:]
+    assert str(empty / fname) in log and 'Traceback' not in log
+    assert not (tmp_path / 'empty.json').exists()
 
 
 def test_measure_fps_rejects_batches_of_two(lookalike):
