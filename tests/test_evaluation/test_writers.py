@@ -112,9 +112,12 @@ def readonly_dir(tmp_path):
 # (a live owner) or dies without cleaning up (SIGKILL: a stale folder).
 STAGER = """
 import os, signal, sys, time
-# As in a terminal: a parent that ran us in the background may have left
-# SIGINT ignored, and an ignored signal is (rightly) kept ignored.
+# As in a terminal: a parent that ran us in the background (or under nohup)
+# may have left SIGINT (SIGHUP) ignored, and an ignored signal is (rightly)
+# kept ignored by the writers.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 sys.path.insert(0, sys.argv[3])  # this checkout's fdseg
 import torch
 from fdseg.evaluation import FewShotIoUMetric
